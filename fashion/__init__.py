@@ -1,0 +1,1 @@
+"""The Fashion-MNIST generative-model suite: data, networks, the training loop, artifacts and metrics."""

@@ -1,0 +1,50 @@
+"""EBGAN (Zhao et al. 2017): D is an autoencoder whose reconstruction error is the energy.
+
+D pushes real energy down and fake energy up to a margin; G also pays a pull-away term that spreads
+D's codes of a batch apart. The pull-away term uses per-row L2 norms (the reference's single L1 norm
+over the matrix makes it a constant that does nothing).
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fashion.gans.base import GAN, GANConfig, register
+from fashion.gans.networks import AutoencoderDiscriminator
+
+
+@dataclass
+class EBGANConfig(GANConfig):
+    margin: float = 1.0
+    "Fake energies above the margin cost D nothing."
+    pt_weight: float = 0.1
+    "Weight of the pull-away term in G's loss."
+
+
+def pull_away(codes: torch.Tensor) -> torch.Tensor:
+    """Mean squared cosine similarity between distinct rows."""
+    unit = F.normalize(codes.flatten(1), dim=1)
+    similarity = unit @ unit.t()
+    n = len(codes)
+    return (similarity.pow(2).sum() - n) / (n * (n - 1))
+
+
+@register
+class EBGAN(GAN):
+    config_class = EBGANConfig
+
+    def build_discriminator(self):
+        return AutoencoderDiscriminator(decoder_norm=True)
+
+    def energy(self, x):
+        recon, code = self.D(x)
+        return F.mse_loss(recon, x), code
+
+    def d_loss(self, real, fake, labels, latent):
+        real_energy, _ = self.energy(real)
+        fake_energy, _ = self.energy(fake)
+        return {"real": real_energy, "fake_margin": F.relu(self.config.margin - fake_energy)}
+
+    def g_loss(self, fake, labels, latent):
+        fake_energy, code = self.energy(fake)
+        return {"energy": fake_energy, "pull_away": self.config.pt_weight * pull_away(code)}

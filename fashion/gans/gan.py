@@ -1,0 +1,11 @@
+"""GAN (Goodfellow et al. 2014): sigmoid cross-entropy, non-saturating generator loss."""
+from fashion.gans.base import GAN, bce, register
+
+
+@register
+class VanillaGAN(GAN):
+    def d_loss(self, real, fake, labels, latent):
+        return {"real": bce(self.D(real), 1.0), "fake": bce(self.D(fake), 0.0)}
+
+    def g_loss(self, fake, labels, latent):
+        return {"adv": bce(self.D(fake), 1.0)}

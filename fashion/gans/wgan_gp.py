@@ -1,0 +1,34 @@
+"""WGAN-GP (Gulrajani et al. 2017): WGAN with a gradient penalty on random real-fake interpolates.
+
+The reference keeps BatchNorm in the critic, but the penalty is per sample and BatchNorm couples the
+samples of a batch; following the paper, this critic uses LayerNorm instead.
+"""
+from dataclasses import dataclass
+
+from fashion.gans.base import GAN, GANConfig, gradient_penalty, register
+from fashion.gans.networks import Discriminator
+
+
+@dataclass
+class WGANGPConfig(GANConfig):
+    n_critic: int = 5
+    "Critic steps per generator step."
+    gp_weight: float = 10.0
+    "lambda: weight of the gradient penalty."
+
+
+@register
+class WGAN_GP(GAN):
+    config_class = WGANGPConfig
+
+    def build_discriminator(self):
+        return Discriminator(norm="layer")
+
+    def d_loss(self, real, fake, labels, latent):
+        alpha = self.noise_like(real)
+        between = alpha * real + (1 - alpha) * fake
+        return {"real": -self.D(real).mean(), "fake": self.D(fake).mean(),
+                "gp": self.config.gp_weight * gradient_penalty(self.D, between)}
+
+    def g_loss(self, fake, labels, latent):
+        return {"adv": -self.D(fake).mean()}

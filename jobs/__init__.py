@@ -1,0 +1,12 @@
+"""The job catalogue. Each module here adds one family's jobs with ``catalogue.add``; importing the
+package imports them all, so a new family is one new file."""
+import importlib
+import pkgutil
+
+from jobs.catalogue import CATALOGUE, SUITES, Job, Resources, add, get, select
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in ("catalogue", "runner", "local"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["CATALOGUE", "SUITES", "Job", "Resources", "add", "get", "select"]

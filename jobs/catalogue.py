@@ -1,0 +1,137 @@
+"""The job catalogue: every experiment's unique name, its suite, its task, its config and its resources."""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import typing
+from dataclasses import dataclass, field
+from typing import Callable
+
+from fashion.training import ConfigError, Task, TrainConfig
+
+SUITES = ("gans", "vaes", "colorize", "classify")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job asks SLURM for by default; launcher flags override it."""
+
+    gpus_per_node: int = 1
+    nodes: int = 1
+    cpus_per_task: int = 4
+    mem_gb: int = 16
+    timeout_min: int = 120
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    "Unique name; also the output folder and the report row (``gan/wgan_gp``)."
+    suite: str
+    task: type[Task]
+    description: str = ""
+    defaults: dict = field(default_factory=dict)
+    "Config values that differ from the task's defaults (how ablations are made)."
+    resources: Resources = Resources()
+    unavailable: Callable[[TrainConfig], str | None] | None = None
+    "Returns why the job cannot run with this config (e.g. its data is missing), or None."
+
+    @property
+    def config_class(self) -> type[TrainConfig]:
+        return self.task.config_class
+
+    def make_config(self, overrides: dict[str, str] | None = None) -> TrainConfig:
+        """The job's config with ``key=value`` strings applied, typed and validated."""
+        values = dict(self.defaults)
+        values.update(parse_values(self.config_class, overrides or {}, self.name))
+        config = self.config_class(**values)
+        config.validate()
+        return config
+
+
+CATALOGUE: dict[str, Job] = {}
+
+
+def add(job: Job) -> Job:
+    if job.name in CATALOGUE:
+        raise ValueError(f"duplicate job name {job.name}")
+    if job.suite not in SUITES:
+        raise ValueError(f"{job.name}: unknown suite {job.suite}; add it to SUITES")
+    bad = set(job.defaults) - {f.name for f in dataclasses.fields(job.config_class)}
+    if bad:
+        raise ValueError(f"{job.name}: defaults {sorted(bad)} are not fields of {job.config_class.__name__}")
+    CATALOGUE[job.name] = job
+    return job
+
+
+def get(name: str) -> Job:
+    if name not in CATALOGUE:
+        raise KeyError(f"unknown job {name!r}; `python launch.py --list` shows the catalogue")
+    return CATALOGUE[name]
+
+
+def select(patterns: list[str]) -> list[Job]:
+    """Jobs matching names, globs (``gan/*``) or suite names, in catalogue order; unknown -> KeyError."""
+    chosen: dict[str, Job] = {}
+    for pattern in patterns:
+        if pattern in ("all", "*"):
+            matches = list(CATALOGUE)
+        elif pattern in SUITES:
+            matches = [n for n, j in CATALOGUE.items() if j.suite == pattern]
+        else:
+            matches = fnmatch.filter(CATALOGUE, pattern)
+        if not matches:
+            raise KeyError(f"no job matches {pattern!r}. Valid names: {', '.join(CATALOGUE)}; "
+                           f"suites: {', '.join(SUITES)}; globs like 'gan/*' work too")
+        chosen.update((n, CATALOGUE[n]) for n in matches)
+    return [CATALOGUE[n] for n in CATALOGUE if n in chosen]
+
+
+def parse_values(config_class: type, raw: dict[str, str], job_name: str = "") -> dict:
+    """Turn ``{"lr_g": "1e-4"}`` into typed values, naming the valid keys on an unknown one."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    hints = typing.get_type_hints(config_class)
+    values = {}
+    for key, text in raw.items():
+        if key not in fields:
+            raise ConfigError(f"{job_name}: unknown setting {key!r}. Valid settings: {', '.join(fields)}")
+        values[key] = _convert(hints[key], text, key)
+    return values
+
+
+def _convert(kind, text, key):
+    if not isinstance(text, str):
+        return text
+    try:
+        if kind is bool:
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("1", "true", "yes")
+        if kind in (int, float, str):
+            return kind(text)
+        origin = typing.get_origin(kind)
+        if origin in (tuple, list):
+            (inner, *_) = typing.get_args(kind)
+            return origin(inner(t) for t in text.split(",") if t)
+    except ValueError:
+        raise ConfigError(f"{key}={text!r}: expected {getattr(kind, '__name__', kind)}") from None
+    return text
+
+
+def describe(config_class: type) -> list[tuple[str, str, str]]:
+    """(name, default, docstring) of each field, read from the field docstrings in the source."""
+    import ast
+    import inspect
+
+    docs: dict[str, str] = {}
+    for cls in reversed(config_class.__mro__):
+        try:
+            tree = ast.parse(inspect.getsource(cls))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr)
+                    and isinstance(getattr(nxt, "value", None), ast.Constant)):
+                docs[node.target.id] = str(nxt.value.value)
+    return [(f.name, repr(f.default), docs.get(f.name, "")) for f in dataclasses.fields(config_class)]

@@ -1,0 +1,108 @@
+"""Running jobs without SLURM: ``--local`` (submitit's local executor) and ``--dry-run`` (in-process, CPU)."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fashion import artifacts
+from jobs.catalogue import Job
+from jobs.runner import TrainJob
+
+console = Console()
+
+# What every job leaves in its folder; tasks add their own in ``Task.artifacts``.
+COMMON_ARTIFACTS = ("config.json", "status.json", "history.csv", "losses.csv", "losses.png",
+                    "metrics.json", "checkpoint.pt")
+
+
+def expected_artifacts(job: Job) -> tuple[str, ...]:
+    return COMMON_ARTIFACTS + tuple(getattr(job.task, "artifacts", ()))
+
+
+def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int = 1) -> int:
+    """Train each job in turn in a subprocess (submitit LocalExecutor), showing live progress."""
+    import submitit
+
+    results = []
+    with Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        for job in jobs:
+            out = run_dir / job.name
+            executor = submitit.LocalExecutor(folder=run_dir / ".submitit" / job.name)
+            executor.update_parameters(tasks_per_node=tasks_per_node, timeout_min=60 * 24 * 7)
+            artifacts.write_status(out, "queued", job=job.name)
+            handle = executor.submit(TrainJob(job.name, dataclasses.asdict(configs[job.name]), str(out)))
+            bar = progress.add_task(job.name, total=None, info="starting")
+            while not handle.done():
+                _update_bar(progress, bar, artifacts.read_status(out))
+                time.sleep(1.0)
+            status = artifacts.read_status(out)
+            _update_bar(progress, bar, status)
+            try:
+                handle.result()
+                state = status.get("state", "?")
+            except Exception as err:  # the job's own traceback is in its log and status.json
+                state = "failed"
+                progress.console.print(f"[red]{job.name} failed:[/] {str(err).strip().splitlines()[-1]}")
+                progress.console.print(f"  log: {handle.paths.stderr}")
+            results.append((job.name, state, status.get("epoch"), status.get("seconds_per_epoch"), out))
+    table = Table(title=f"run {run_dir.name}")
+    for col in ("job", "state", "epochs", "s/epoch", "outputs"):
+        table.add_column(col)
+    for name, state, epoch, spe, out in results:
+        colour = "green" if state == "completed" else "red"
+        table.add_row(name, f"[{colour}]{state}[/]", str(epoch), f"{spe}", str(out))
+    console.print(table)
+    return 0 if all(r[1] == "completed" for r in results) else 1
+
+
+def _update_bar(progress, bar, status):
+    epochs, steps = status.get("epochs"), status.get("steps")
+    if not epochs or not steps:
+        return
+    done = status.get("epoch", 0) * steps + status.get("step", 0)
+    progress.update(bar, total=epochs * steps, completed=done,
+                    info=f"epoch {min(status.get('epoch', 0) + 1, epochs)}/{epochs} {status.get('state', '')}")
+
+
+def dry_run(jobs: list[Job], configs: dict, run_dir: Path) -> int:
+    """Each job for two epochs of three steps on a data slice, on CPU, in this process; then check its files."""
+    from fashion.training import fit
+
+    rows = []
+    for job in jobs:
+        config = dataclasses.replace(configs[job.name], epochs=2, limit_batches=3, cpu=True, precision="no",
+                                     train_subset=max(256, 2 * configs[job.name].batch_size), test_subset=256)
+        out = run_dir / job.name
+        shutil.rmtree(out, ignore_errors=True)  # the dry-run folder is scratch space
+        reason = job.unavailable(config) if job.unavailable else None
+        if reason:
+            rows.append((job.name, "skipped", 0.0, reason))
+            continue
+        console.print(f"[bold]{job.name}[/] ...")
+        t0 = time.perf_counter()
+        try:
+            fit(job.task, config, out, job.name)
+            missing = [a for a in expected_artifacts(job) if not (out / a).exists()]
+            state = artifacts.read_status(out).get("state")
+            detail = (f"missing {', '.join(missing)}" if missing else
+                      "" if state == "completed" else f"status {state}")
+            rows.append((job.name, "pass" if not detail else "FAIL", time.perf_counter() - t0, detail))
+        except Exception as err:
+            console.print(traceback.format_exc(), markup=False)
+            rows.append((job.name, "FAIL", time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
+    table = Table(title="dry run")
+    for col in ("job", "result", "seconds", "detail"):
+        table.add_column(col)
+    for name, result, seconds, detail in rows:
+        colour = {"pass": "green", "skipped": "yellow"}.get(result, "red")
+        table.add_row(name, f"[{colour}]{result}[/]", f"{seconds:.1f}", detail)
+    console.print(table)
+    return 0 if all(r[1] != "FAIL" for r in rows) else 1

@@ -1,0 +1,54 @@
+"""The small callable that submitit runs, locally or on SLURM. Training code never imports submitit."""
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+
+import submitit
+
+from fashion import artifacts
+
+
+class TrainJob(submitit.helpers.Checkpointable):
+    """Train one catalogue job into ``job_dir``; on preemption/timeout, requeue a fresh copy of itself.
+
+    ``checkpoint()`` (inherited) only returns a DelayedSubmission of this object: no I/O in a signal
+    handler. The resumed job finds the last per-epoch checkpoint in its own folder.
+    """
+
+    def __init__(self, job_name: str, config: dict, job_dir: str):
+        self.job_name, self.config, self.job_dir = job_name, config, str(job_dir)
+
+    def __call__(self) -> dict:
+        import jobs
+
+        distributed = _export_torch_distributed()
+        job = jobs.get(self.job_name)
+        config = job.make_config(self.config)
+        try:
+            from fashion.training import fit
+
+            return fit(job.task, config, self.job_dir, self.job_name)
+        except Exception as err:
+            if not distributed or os.environ.get("RANK", "0") == "0":
+                artifacts.write_status(self.job_dir, "failed", error=f"{type(err).__name__}: {err}",
+                                       traceback=traceback.format_exc()[-4000:])
+            raise
+
+
+def _export_torch_distributed() -> bool:
+    """Under submitit with several tasks, export RANK/WORLD_SIZE/MASTER_ADDR... for accelerate."""
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:  # not started by submitit (in-process dry run, tests)
+        return False
+    if env.num_tasks <= 1:
+        return False
+    # Keep every GPU visible: accelerate selects cuda:LOCAL_RANK itself.
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    return True
+
+
+def job_dir(outputs, run: str, job_name: str) -> Path:
+    return artifacts.job_dir(outputs, run, job_name)
