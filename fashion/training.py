@@ -138,6 +138,11 @@ class Task:
         """Main process only: final analyses; returns extra metrics for metrics.json."""
         return {}
 
+    def metric_samples(self, n: int, noise: Noise) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """For quality metrics: n generated images in [0, 1] (N, C, 28, 28) and the classes they were asked
+        to show (None if unconditional); None for tasks that generate nothing comparable."""
+        return None
+
     def state_dict(self) -> dict:
         """Task state beyond networks and optimisers (e.g. BEGAN's k)."""
         return {}
@@ -302,6 +307,29 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
             artifacts.write_status(job_dir, "completed", epoch=len(epoch_rows), finished=time.time())
     acc.wait_for_everyone()
     return metrics
+
+
+def restore_task(task_class: type[Task], config: TrainConfig, job_dir, device: str = "cpu",
+                 data: Dataset | None = None) -> Task:
+    """Rebuild a finished job's task from its checkpoint, in this process, for evaluation (no DDP)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    state = load_checkpoint(job_dir)
+    if state is None:
+        raise FileNotFoundError(f"{job_dir}: no checkpoint.pt to evaluate")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    acc = Accelerator(cpu=device == "cpu")
+    if data is None:
+        data = task_class.load_data(config)
+        data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
+    task = task_class(config, acc, Dataset(data.train.to(acc.device), data.test.to(acc.device)))
+    for name, net in task.nets.items():
+        net.to(acc.device).load_state_dict(state["nets"][name])
+        net.eval()
+    task.load_state_dict(state.get("task", {}))
+    return task
 
 
 def _summarise(acc, records, iteration0):

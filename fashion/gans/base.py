@@ -68,6 +68,8 @@ class GAN(Task):
     config_class = GANConfig
     conditional = False
     "Labels go into G (and D); grids show one class per row."
+    label_kind = "class"
+    "What metric_samples' labels mean: the asked class (or 'code' for infoGAN's unsupervised code)."
 
     def __init__(self, config: GANConfig, accelerator, data):
         super().__init__(config, accelerator, data)
@@ -156,6 +158,12 @@ class GAN(Task):
         out = torch.cat([G(chunk).float() for chunk in latent.split(batch)])
         G.train(was_training)
         return out
+
+    def metric_samples(self, n, noise):
+        labels = noise.randint(NUM_CLASSES, n) if self.conditional else None
+        latent = self.latent(labels if labels is not None else torch.zeros(n, dtype=torch.long, device=self.device),
+                             noise)
+        return (self.generate(latent) + 1) / 2, labels
 
     def end_epoch(self, epoch, out):
         for name, latent in self.fixed_grids.items():

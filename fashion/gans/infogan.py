@@ -74,3 +74,10 @@ class InfoGAN(GAN):
             codes[:, c] = sweep
             grids[f"c{c + 1}"] = torch.cat([same_z, rows, codes], 1)
         return grids
+
+    label_kind = "code"
+    "metric_samples returns the categorical code, which matches classes only up to a permutation."
+
+    def metric_samples(self, n, noise):
+        latent = self.latent(torch.zeros(n, dtype=torch.long, device=self.device), noise)
+        return (self.generate(latent) + 1) / 2, self.codes(latent)[0]
