@@ -123,7 +123,7 @@ def load_split(split: str, folder: str | os.PathLike) -> tuple[np.ndarray, np.nd
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DataError(f"{images_path}: shape {images.shape}, expected (N, 28, 28)")
     if labels.ndim != 1 or len(labels) != len(images):
-        raise DataError(f"{labels_path}: {labels.shape} labels for {len(images)} images in {images_path.name}")
+        raise DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path.name}")
     if labels.size and labels.max() >= NUM_CLASSES:
         raise DataError(f"{labels_path}: label {int(labels.max())} out of range 0..{NUM_CLASSES - 1}")
     return images, labels.astype(np.int64)

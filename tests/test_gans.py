@@ -1,0 +1,99 @@
+"""Every registered GAN: one real training step on CPU, and the pieces that make each GAN itself."""
+import pytest
+import torch
+
+import jobs
+from conftest import tiny
+from fashion.data import load_fashion
+from fashion.gans import REGISTRY
+from fashion.gans.base import gradient_penalty
+from fashion.gans.ebgan import pull_away
+from fashion.training import Noise, make_accelerator
+
+
+def build(name, **changes):
+    config = tiny(jobs.get(f"gan/{name}").make_config(), **changes)
+    acc = make_accelerator(config)
+    data = load_fashion()
+    task = REGISTRY[name](config, acc, data)
+    return task, data
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before, module):
+    return any(not torch.equal(b, p) for b, p in zip(before, module.parameters()))
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_one_step_gives_finite_losses_and_updates_the_right_network(name, fake_fashion_dir):
+    task, data = build(name)
+    images, labels = data.train.images[:64], data.train.labels[:64]
+    g0, d0 = snapshot(task.G), snapshot(task.D)
+    terms = task.train_step(images, labels, Noise("cpu", 0))
+    assert terms and all(torch.isfinite(v) for v in terms.values()), terms
+    assert changed(d0, task.D), "the discriminator did not move"
+    assert changed(g0, task.G) == (task.config.n_critic == 1), "G must move only on its own steps"
+    for _ in range(task.config.n_critic - 1):
+        terms = task.train_step(images, labels, Noise("cpu", 1))
+    assert changed(g0, task.G) and "G" in terms
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_grids_and_metric_samples_are_images_in_range(name, fake_fashion_dir):
+    task, _ = build(name)
+    for latent in task.fixed_grids.values():
+        assert task.generate(latent).shape == (100, 1, 28, 28)
+    images, labels = task.metric_samples(30, Noise("cpu", 0))
+    assert images.shape == (30, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert (labels is not None) == (task.conditional or name == "infogan")
+
+
+def test_registry_holds_the_ten_reference_gans():
+    assert sorted(REGISTRY) == ["acgan", "began", "cgan", "dragan", "ebgan", "gan", "infogan", "lsgan",
+                                "wgan", "wgan_gp"]
+
+
+def test_wgan_clips_every_critic_weight(fake_fashion_dir):
+    task, data = build("wgan")
+    task.train_step(data.train.images[:64], data.train.labels[:64], Noise("cpu", 0))
+    assert max(p.abs().max().item() for p in task.D.parameters()) <= task.config.clip + 1e-7
+
+
+def test_gradient_penalty_of_a_linear_critic_is_known():
+    w = torch.tensor([3.0, 4.0])  # gradient norm 5 everywhere
+    penalty = gradient_penalty(lambda x: x @ w, torch.randn(8, 2))
+    assert penalty.item() == pytest.approx((5 - 1) ** 2)
+
+
+def test_pull_away_separates_identical_from_orthogonal_codes():
+    assert pull_away(torch.ones(4, 8)).item() == pytest.approx(1.0)
+    assert pull_away(torch.eye(4)).item() == pytest.approx(0.0)
+
+
+def test_began_k_moves_toward_equilibrium_and_stays_in_unit_interval(fake_fashion_dir):
+    task, data = build("began", lambda_k=0.5)
+    ks = []
+    for step in range(4):
+        terms = task.train_step(data.train.images[:64], data.train.labels[:64], Noise("cpu", step))
+        ks.append(terms["k"].item())
+        assert "M" in terms
+    assert all(0.0 <= k <= 1.0 for k in ks) and len(set(ks)) > 1
+
+
+def test_infogan_reads_real_fake_from_column_zero(fake_fashion_dir):
+    task, data = build("infogan")
+    real = torch.zeros(4, 1, 28, 28)
+    with torch.no_grad():
+        task.D.fc[-1].bias.zero_()
+        task.D.fc[-1].bias[0] = 50.0  # D now says "real" with certainty, and nothing else changes
+    terms = task.d_loss(real, real, None, task.latent(torch.zeros(4, dtype=torch.long), Noise("cpu", 0)))
+    assert terms["real"].item() < 1e-6 and terms["fake"].item() > 10
+
+
+def test_conditional_grid_shows_one_class_per_row(fake_fashion_dir):
+    task, _ = build("cgan")
+    classes = task.fixed_grids[""][:, task.config.z_dim:].argmax(1).view(10, 10)
+    assert (classes == torch.arange(10)[:, None]).all()

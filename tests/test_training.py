@@ -1,0 +1,104 @@
+"""The shared loop: exact resume, divergence, atomic outputs, and DDP keeping ranks identical."""
+import json
+import os
+
+import pytest
+import torch
+
+import jobs
+from conftest import tiny
+from fashion import artifacts
+from fashion.checkpoint import CheckpointError, load_checkpoint
+from fashion.gans import REGISTRY
+from fashion.training import fit
+
+
+def gan_config(name="wgan_gp", **changes):
+    return tiny(jobs.get(f"gan/{name}").make_config(), **{"epochs": 2, "limit_batches": 3, **changes})
+
+
+class Interrupted(Exception):
+    pass
+
+
+def crashing(task_class, after_steps):
+    """The same GAN, but the process 'dies' after a number of steps (as a preempted job does)."""
+
+    class Crashing(task_class):
+        steps = 0
+
+        def train_step(self, *args):
+            Crashing.steps += 1
+            if Crashing.steps > after_steps:
+                raise Interrupted
+            return super().train_step(*args)
+
+    return Crashing
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "began"])
+def test_resume_after_interrupt_equals_uninterrupted_run(name, fake_fashion_dir, tmp_path):
+    config = gan_config(name)
+    fit(REGISTRY[name], config, tmp_path / "straight", name)
+    with pytest.raises(Interrupted):
+        fit(crashing(REGISTRY[name], after_steps=4), config, tmp_path / "resumed", name)  # dies in epoch 2
+    assert load_checkpoint(tmp_path / "resumed")["epoch"] == 1
+    fit(REGISTRY[name], config, tmp_path / "resumed", name)
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
+    for net in a["nets"]:
+        for key, tensor in a["nets"][net].items():
+            assert torch.equal(tensor, b["nets"][net][key]), f"{net}.{key} differs after resume"
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in rows]
+    assert strip(a["history"]) == strip(b["history"]) and a["steps"] == b["steps"]
+
+
+def test_every_artifact_is_written(fake_fashion_dir, tmp_path):
+    fit(REGISTRY["infogan"], gan_config("infogan"), tmp_path, "gan/infogan")
+    for name in ("config.json", "status.json", "history.csv", "losses.csv", "losses.png", "metrics.json",
+                 "checkpoint.pt", "samples/epoch_001.png", "samples/epoch_002.png", "samples.gif",
+                 "sweeps/c1_epoch_002.png", "sweeps/c2_epoch_002.png"):
+        assert (tmp_path / name).is_file(), name
+    status = artifacts.read_status(tmp_path)
+    assert status["state"] == "completed" and status["epoch"] == 2
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["images_per_s"] > 0 and "D" in metrics["final"]
+
+
+def test_a_finished_job_is_not_trained_again(fake_fashion_dir, tmp_path):
+    config = gan_config("gan")
+    fit(REGISTRY["gan"], config, tmp_path, "gan/gan")
+    before = (tmp_path / "checkpoint.pt").stat().st_mtime_ns
+    fit(REGISTRY["gan"], config, tmp_path, "gan/gan")
+    assert (tmp_path / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_non_finite_loss_marks_the_job_diverged(fake_fashion_dir, tmp_path):
+    class Exploding(REGISTRY["gan"]):
+        def d_loss(self, real, fake, labels, latent):
+            terms = super().d_loss(real, fake, labels, latent)
+            terms["real"] = terms["real"] * float("nan")
+            return terms
+
+    metrics = fit(Exploding, gan_config("gan"), tmp_path, "gan/gan")
+    status = artifacts.read_status(tmp_path)
+    assert metrics["state"] == status["state"] == "diverged" and "non-finite" in status["reason"]
+    assert (tmp_path / "history.csv").read_text().count("\n") == 2  # header + the epoch that diverged
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = artifacts.write_text(tmp_path / "result.json", "finished results")
+
+    def broken(f):
+        f.write(b"half a fi")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        artifacts.atomic_write(target, broken)
+    assert target.read_text() == "finished results"
+    assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_corrupt_checkpoint_is_a_clear_error(fake_fashion_dir, tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="--force"):
+        fit(REGISTRY["gan"], gan_config("gan"), tmp_path, "gan/gan")
