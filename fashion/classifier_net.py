@@ -23,6 +23,7 @@ class DenseClassifier(nn.Module):
 
     def __init__(self, hidden: int = 128):
         super().__init__()
+        self.hparams = {"hidden": hidden}
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, hidden), nn.ReLU())
         self.head = nn.Linear(hidden, NUM_CLASSES)
 
@@ -38,6 +39,7 @@ class ConvClassifier(nn.Module):
 
     def __init__(self, width: int = 64, hidden: int = 256, dropout: float = 0.3):
         super().__init__()
+        self.hparams = {"width": width, "hidden": hidden, "dropout": dropout}
 
         def block(cin, cout):
             return [nn.Conv2d(cin, cout, 5, padding=2), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
@@ -58,7 +60,9 @@ ARCHITECTURES = {"dense": DenseClassifier, "cnn": ConvClassifier}
 
 
 def save_classifier(path, model: nn.Module, arch: str, **info) -> Path:
-    state = {"arch": arch, "state_dict": model.state_dict(), "info": info}
+    """Write the weights, the constructor settings (so a non-default width loads) and ``info``."""
+    state = {"arch": arch, "hparams": getattr(model, "hparams", {}), "state_dict": model.state_dict(),
+             "info": info}
     return atomic_write(path, lambda f: torch.save(state, f))
 
 
@@ -69,7 +73,7 @@ def load_classifier(path, device="cpu") -> tuple[nn.Module, dict]:
         raise FileNotFoundError(f"{path}: no trained classifier; run the {CLASSIFIER_JOB} job first")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
-        model = ARCHITECTURES[state["arch"]]()
+        model = ARCHITECTURES[state["arch"]](**state.get("hparams", {}))
         model.load_state_dict(state["state_dict"])
     except Exception as err:
         raise RuntimeError(f"{path}: unreadable classifier ({err}); re-run {CLASSIFIER_JOB} with --force") from err
