@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,9 @@ def make_accelerator(config: TrainConfig):
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
     cuda = torch.cuda.is_available() and not config.cpu
+    # torch suggests forward_sync_buffers, which accelerate's kwargs cannot pass yet; the behaviour we want
+    # (no per-forward buffer broadcast) is what broadcast_buffers=False gives.
+    warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated")
     # broadcast_buffers=False: GANs run D twice before one backward; re-broadcasting BatchNorm buffers
     # between those forwards breaks autograd on CUDA. Every rank still trains identical weights.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)

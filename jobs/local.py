@@ -46,7 +46,7 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
             status = artifacts.read_status(out)
             _update_bar(progress, bar, status)
             try:
-                handle.result()
+                handle.results()  # one result per task; any failed task raises
                 state = status.get("state", "?")
             except Exception as err:  # the job's own traceback is in its log and status.json
                 state = "failed"

@@ -55,6 +55,6 @@ def tiny(config, **changes):
     """A config shrunk for a unit test: CPU, fp32, a couple of short epochs."""
     import dataclasses
 
-    base = dict(epochs=1, limit_batches=2, cpu=True, precision="no", train_subset=256, test_subset=128)
+    base = dict(epochs=1, limit_batches=2, batch_size=16, cpu=True, precision="no", train_subset=256, test_subset=128)
     base.update(changes)
     return dataclasses.replace(config, **base)

@@ -42,7 +42,8 @@ class BEGAN(GAN):
 
     def after_g_step(self, d_terms, g_terms):
         real, fake = d_terms["real"], g_terms["recon"]
-        balance = self.config.gamma * real - fake
+        # Average over ranks so every process keeps the same k (rank-local k would silently drift apart).
+        balance = self.acc.reduce(self.config.gamma * real - fake, reduction="mean")
         self.k = (self.k + self.config.lambda_k * balance).clamp(0.0, 1.0)
         return {"k": self.k.clone(), "M": real + balance.abs()}
 
