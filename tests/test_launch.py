@@ -1,0 +1,80 @@
+"""The launcher's contract: clear errors (exit 2, nothing written), selection, skipping finished work."""
+import json
+
+import pytest
+
+import jobs
+import launch
+from fashion import artifacts
+
+
+def run(capsys, *argv):
+    code = launch.main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_unknown_job_lists_the_valid_names_and_writes_nothing(tmp_path, capsys):
+    code, out = run(capsys, "gan/dcgan9", "--local", "--outputs", str(tmp_path / "out"))
+    assert code == 2 and "no job matches 'gan/dcgan9'" in out and "gan/wgan_gp" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_setting_lists_the_valid_settings(tmp_path, capsys):
+    code, out = run(capsys, "gan/wgan", "--local", "--set", "gp_wieght=3", "--outputs", str(tmp_path))
+    assert code == 2 and "unknown setting 'gp_wieght'" in out and "clip" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("lr_g=fast", "lr_g='fast': expected float"),
+    ("precision=fp8", "choose one of auto, no, bf16, fp16"),
+    ("epochs=0", "epochs=0: must be at least 1"),
+    ("download=maybe", "expected bool"),
+])
+def test_invalid_values_are_named_with_the_fix(tmp_path, capsys, setting, message):
+    code, out = run(capsys, "gan/gan", "--local", "--set", setting, "--outputs", str(tmp_path))
+    assert code == 2 and message in out.replace("\n", " ")
+
+
+def test_job_specific_setting_applies_only_to_that_job():
+    args = launch.build_parser().parse_args(["--all", "--set", "gan/wgan_gp:gp_weight=5", "--epochs", "3"])
+    assert launch.overrides_for(jobs.get("gan/wgan_gp"), args) == {"epochs": "3", "gp_weight": "5"}
+    assert launch.overrides_for(jobs.get("gan/gan"), args) == {"epochs": "3"}
+
+
+def test_globs_and_suites_select_jobs():
+    assert [j.name for j in jobs.select(["gan/w*"])] == ["gan/wgan", "gan/wgan_gp"]
+    assert len(jobs.select(["gans"])) == 10
+
+
+def test_list_prints_the_catalogue(capsys):
+    code, out = run(capsys, "--list")
+    assert code == 0 and all(name in out for name in jobs.CATALOGUE)
+
+
+def test_completed_jobs_are_skipped_unless_forced(tmp_path, capsys):
+    done = tmp_path / "r" / "gan" / "gan"
+    artifacts.write_status(done, "completed", epoch=50)
+    artifacts.write_text(done / "metrics.json", "{}")
+    assert launch.skip_finished([jobs.get("gan/gan")], tmp_path / "r", force=False) == []
+    assert launch.skip_finished([jobs.get("gan/gan")], tmp_path / "r", force=True) == [jobs.get("gan/gan")]
+    moved = list((tmp_path / "r" / ".replaced").iterdir())
+    assert len(moved) == 1 and (moved[0] / "metrics.json").exists()  # set aside, not destroyed
+
+
+def test_status_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
+    code, out = run(capsys, "--status", "nope", "--outputs", str(tmp_path))
+    assert code == 2 and "no run 'nope'" in out
+
+
+def test_dry_run_passes_and_checks_artifacts(fake_fashion_dir, tmp_path, capsys):
+    code, out = run(capsys, "gan/lsgan", "gan/cgan", "--dry-run", "--outputs", str(tmp_path))
+    assert code == 0 and out.count("pass") == 2
+    metrics = json.loads((tmp_path / "dry-run" / "gan" / "cgan" / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
+
+
+def test_missing_data_fails_the_dry_run_with_the_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "nothing"))
+    code, out = run(capsys, "gan/gan", "--dry-run", "--outputs", str(tmp_path))
+    assert code == 1 and "dataset-fashion-mnist" in out
