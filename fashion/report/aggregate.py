@@ -1,0 +1,88 @@
+"""``python launch.py --aggregate RUN``: measure every finished model and write ``<run>/report/``.
+
+Works on any state of a run: queued and running jobs appear with their progress, failed and diverged
+ones with the tail of their log, and a missing classifier empties the quality columns with the reason.
+"""
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+from fashion.report import collect, page, summary
+from fashion.report.collect import REPORT_DIR, JobFolder
+from fashion.report.quality import Quality, Unmeasured
+
+
+def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, train_classifier: bool = True,
+              classifier_budget: dict | None = None) -> int:
+    """Build the run's report; returns the exit code (1 when the run has no job folders yet)."""
+    import jobs
+    from rich.console import Console
+
+    run_dir = Path(run_dir)
+    console = console or Console()
+    found = collect.find_jobs(run_dir, order=list(jobs.CATALOGUE))
+    if not found:
+        console.print(f"[red]{run_dir}: no job folders yet (nothing with a status.json); launch some jobs first[/]")
+        return 1
+    quality = Quality(run_dir, found, n_samples, seed, train_classifier, classifier_budget, console)
+
+    rows, sections = [], []
+    for job in found:
+        row = job_row(job)
+        try:
+            row.update(quality.for_job(job))
+        except Unmeasured as why:
+            row["note"] = str(why)
+        except Exception as err:  # one unreadable job must not cost the whole report
+            row["note"] = f"could not measure: {type(err).__name__}: {err}"
+        rows.append(row)
+        sections.append(section(run_dir, job, row))
+
+    header = {"feature classifier": quality.describe(),
+              "jobs": ", ".join(f"{n} {s}" for s, n in sorted(collections.Counter(j.state for j in found).items()))}
+    try:
+        references = [{"job": name, "family": "reference", "state": "reference", **values}
+                      for name, values in quality.references().items()]
+        header["references"] = ("real training images vs the test set (the floor every model's FID/KID is "
+                                "measured against) and uniform noise")
+    except Unmeasured as why:
+        references, header["references"] = [], f"none: {why}"
+    except Exception as err:
+        references, header["references"] = [], f"none: {type(err).__name__}: {err}"
+    rows = references + rows
+
+    report_dir = run_dir / REPORT_DIR
+    summary.write_summaries(report_dir, run_dir.name, header, rows)
+    index = page.render(report_dir, run_dir.name, header, rows, sections)
+    console.print(summary.rich_table(run_dir.name, rows))
+    console.print(f"feature classifier: {header['feature classifier']}", highlight=False, markup=False)
+    console.print(f"report: {index}  (also summary.md, summary.csv, summary.json)", highlight=False)
+    return 0
+
+
+def job_row(job: JobFolder) -> dict:
+    """Everything the table shows about a job except the quality metrics."""
+    done, planned = collect.progress(job)
+    gpu, procs = collect.hardware(job)
+    losses = collect.final_terms(job)
+    own = collect.own_metrics(job)
+    return {
+        "job": job.name, "family": job.family, "state": job.state,
+        "epochs": f"{done if done is not None else '?'}/{planned if planned is not None else '?'}",
+        "epochs_done": done, "epochs_planned": planned,
+        "losses": " · ".join(f"{k} {v:.4g}" for k, v in losses.items()), "final_terms": losses,
+        "own": " · ".join(f"{k} {v:.4g}" for k, v in own.items()), "own_metrics": own,
+        "s_per_epoch": job.status.get("seconds_per_epoch", job.metrics.get("seconds_per_epoch")),
+        "images_per_s": job.status.get("images_per_s", job.metrics.get("images_per_s")),
+        "gpu": gpu, "procs": procs,
+    }
+
+
+def section(run_dir: Path, job: JobFolder, row: dict) -> dict:
+    """What the page shows for one job: its pictures, and its log if it went wrong."""
+    fid = row.get("fid")
+    return {"job": job.name, "path": job.path, "state": job.state, "note": row.get("note", ""),
+            "pictures": collect.pictures(job), "samples": collect.final_samples(job),
+            "caption": f"FID {fid:.2f}" if fid is not None else row.get("note", job.state),
+            "log": collect.log_tail(run_dir, job) if job.state in ("failed", "diverged", "unknown") else None}

@@ -1,0 +1,113 @@
+"""The run's one table: its columns, and the same rows as markdown, CSV, JSON and a rich terminal table.
+
+Rows are plain dicts keyed by :data:`COLUMNS`; a missing key is an empty cell. No timestamps anywhere,
+so aggregating an unchanged run twice writes byte-identical files.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from fashion import artifacts
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    fmt: str = "{}"
+    better: str = ""
+    "'low' or 'high' for quality metrics, shown as an arrow in the header."
+    terminal: bool = True
+    "Also in the rich table (the terminal is narrower than the page)."
+
+    def format(self, value) -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        try:
+            return self.fmt.format(value)
+        except (ValueError, TypeError):
+            return str(value)
+
+    @property
+    def header(self) -> str:
+        return self.title + {"low": " ↓", "high": " ↑"}.get(self.better, "")
+
+
+COLUMNS = (
+    Column("job", "model"),
+    Column("family", "family", terminal=False),
+    Column("state", "status"),
+    Column("epochs", "epochs"),
+    Column("fid", "FID", "{:.2f}", "low"),
+    Column("kid", "KID", "{:.4f}", "low"),
+    Column("precision", "precision", "{:.3f}", "high"),
+    Column("recall", "recall", "{:.3f}", "high"),
+    Column("density", "density", "{:.3f}", "high", terminal=False),
+    Column("coverage", "coverage", "{:.3f}", "high", terminal=False),
+    Column("is", "IS", "{:.2f}", "high"),
+    Column("cond_acc", "cond. acc", "{:.1%}", "high"),
+    Column("note", "note"),
+    Column("losses", "final losses", terminal=False),
+    Column("own", "own metrics", terminal=False),
+    Column("s_per_epoch", "s/epoch", "{:.1f}"),
+    Column("images_per_s", "images/s", "{:.0f}", terminal=False),
+    Column("gpu", "GPU", terminal=False),
+    Column("procs", "procs", "{:d}", terminal=False),
+)
+BY_KEY = {c.key: c for c in COLUMNS}
+
+
+def cells(row: dict) -> dict[str, str]:
+    """The row's values as display text, one per column."""
+    return {c.key: c.format(row.get(c.key)) for c in COLUMNS}
+
+
+def _plain(value):
+    """JSON-safe: non-finite floats become strings ("nan"), floats keep 6 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_summaries(report_dir: Path, run: str, header: dict, rows: list[dict]) -> list[Path]:
+    """summary.json (full values), summary.csv (one column per table column), summary.md (the table)."""
+    keys = [c.key for c in COLUMNS]
+    written = [artifacts.write_json(report_dir / "summary.json", _plain({"run": run, **header, "rows": rows}))]
+    written.append(artifacts.write_csv(report_dir / "summary.csv",
+                                       [{k: _plain(r.get(k, "")) for k in keys} for r in rows]))
+    lines = [f"# Run `{run}`", ""]
+    lines += [f"- **{name}**: {text}" for name, text in header.items() if isinstance(text, str)]
+    lines += ["", "| " + " | ".join(c.header for c in COLUMNS) + " |",
+              "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    for row in rows:
+        text = cells(row)
+        lines.append("| " + " | ".join(text[k].replace("|", "\\|") for k in keys) + " |")
+    written.append(artifacts.write_text(report_dir / "summary.md", "\n".join(lines) + "\n"))
+    return written
+
+
+def rich_table(run: str, rows: list[dict]):
+    """The terminal's view of the table: the key columns, states coloured."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"run {run}", title_justify="left")
+    shown = [c for c in COLUMNS if c.terminal]
+    for c in shown:
+        table.add_column(c.header, overflow="fold", max_width=48 if c.key == "note" else None,
+                         justify="right" if c.fmt != "{}" else "left")
+    colours = {"completed": "green", "running": "cyan", "queued": "cyan", "reference": "magenta"}
+    for row in rows:
+        text = {k: escape(v) for k, v in cells(row).items()}
+        state = text["state"]
+        text["state"] = f"[{colours.get(state, 'red')}]{state}[/]"
+        table.add_row(*(text[c.key] for c in shown))
+    return table

@@ -1,0 +1,241 @@
+"""The run report: metrics for finished models, reasons for everything else, stable files, a page that renders."""
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+import jobs
+from conftest import make_fake_fashion, tiny
+from fashion import artifacts
+from fashion.classifier_net import ConvClassifier, save_classifier
+from fashion.report import aggregate
+from fashion.report import quality as quality_module
+from fashion.training import fit
+
+SAMPLES = 32
+SUMMARIES = ("summary.md", "summary.csv", "summary.json", "index.html")
+CHROMIUM = shutil.which("chromium")
+
+
+def run_aggregate(run_dir, **options):
+    out = io.StringIO()
+    options = {"n_samples": SAMPLES, "train_classifier": False, **options}
+    code = aggregate(run_dir, console=Console(file=out, width=220), **options)
+    return code, out.getvalue()
+
+
+def summary_rows(run_dir) -> dict[str, dict]:
+    data = json.loads((run_dir / "report" / "summary.json").read_text())
+    return {row["job"]: row for row in data["rows"]}
+
+
+def write_classifier(run_dir):
+    torch.manual_seed(0)
+    save_classifier(run_dir / "classify/cnn/model.pt", ConvClassifier().eval(), "cnn", test_accuracy=0.5)
+    artifacts.write_status(run_dir / "classify/cnn", "completed", epoch=1, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    folder = make_fake_fashion(tmp_path_factory.mktemp("data") / "fashion-mnist")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FASHION_MNIST_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def trained_cgan(fake_data, tmp_path_factory) -> Path:
+    """A conditional GAN trained for two steps: a finished job folder to copy into runs."""
+    folder = tmp_path_factory.mktemp("trained") / "gan" / "cgan"
+    job = jobs.get("gan/cgan")
+    fit(job.task, tiny(job.make_config()), folder, job.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def partial_run(trained_cgan, tmp_path_factory):
+    """A run caught mid-way: one finished GAN, one running, one failed, one diverged, an unknown folder."""
+    run = tmp_path_factory.mktemp("outputs") / "partial"
+    shutil.copytree(trained_cgan, run / "gan/cgan")
+    write_classifier(run)
+    artifacts.write_status(run / "gan/wgan", "running", epoch=1, epochs=5, step=3, steps=10)
+    artifacts.write_status(run / "gan/lsgan", "failed", error="RuntimeError: CUDA out of memory")
+    log = run / ".submitit/gan/lsgan/123_0_log.err"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(f"log line {i}\n" for i in range(100)) + "RuntimeError: CUDA out of memory\n")
+    artifacts.write_status(run / "gan/ebgan", "diverged", epoch=2, epochs=5, reason="non-finite D")
+    artifacts.write_status(run / "gan/renamed", "completed", epoch=1, epochs=1)
+    code, printed = run_aggregate(run)
+    return run, code, printed
+
+
+def test_a_finished_generator_gets_every_metric(partial_run):
+    run, code, _ = partial_run
+    row = summary_rows(run)["gan/cgan"]
+    assert code == 0
+    for key in ("fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc"):
+        assert isinstance(row[key], float), key
+    assert row["state"] == "completed" and row["epochs"] == "1/1"
+    assert "D" in row["final_terms"] and row["s_per_epoch"] > 0
+
+
+def test_the_real_vs_real_floor_is_below_a_barely_trained_gan(partial_run):
+    run, _, _ = partial_run
+    rows = summary_rows(run)
+    assert rows["real: train vs test"]["fid"] < rows["gan/cgan"]["fid"]
+    assert rows["noise: uniform pixels"]["state"] == "reference"
+
+
+def test_metrics_are_cached_in_the_jobs_metrics_json_with_their_source(partial_run):
+    run, _, _ = partial_run
+    cached = json.loads((run / "gan/cgan/metrics.json").read_text())["quality"]
+    assert cached["fid"] == pytest.approx(summary_rows(run)["gan/cgan"]["fid"], rel=1e-5)
+    source = cached["computed_from"]
+    assert source["n_samples"] == SAMPLES and source["classifier"]["path"] == "classify/cnn/model.pt"
+    assert source["checkpoint"]["size"] == (run / "gan/cgan/checkpoint.pt").stat().st_size
+
+
+def test_unfinished_and_unknown_jobs_are_listed_with_reasons_and_no_metrics(partial_run):
+    run, _, _ = partial_run
+    rows = summary_rows(run)
+    expected = {"gan/wgan": "running (epoch 2 of 5, step 3/10)", "gan/lsgan": "failed: RuntimeError: CUDA out of memory",
+                "gan/ebgan": "diverged at epoch 2 (non-finite D)", "gan/renamed": "not in the catalogue",
+                "classify/cnn": "generates no images"}
+    for name, reason in expected.items():
+        assert reason in rows[name]["note"], name
+        assert rows[name].get("fid") is None, name
+    assert rows["gan/wgan"]["state"] == "running" and rows["gan/wgan"]["epochs"] == "1/5"
+
+
+def test_a_failed_job_shows_the_tail_of_its_log_on_the_page(partial_run):
+    run, _, _ = partial_run
+    page = (run / "report/index.html").read_text()
+    assert "log line 99" in page and "CUDA out of memory" in page
+    assert "log line 10\n" not in page  # only the tail
+
+
+def test_the_terminal_table_names_every_job(partial_run):
+    _, _, printed = partial_run
+    for name in ("gan/cgan", "gan/wgan", "gan/lsgan", "gan/ebgan", "classify/cnn", "real: train vs test"):
+        assert name in printed
+    assert "index.html" in printed
+
+
+def test_the_summary_files_hold_the_same_rows(partial_run):
+    run, _, _ = partial_run
+    names = list(summary_rows(run))
+    csv_names = [line.split(",")[0] for line in (run / "report/summary.csv").read_text().splitlines()[1:]]
+    md = (run / "report/summary.md").read_text()
+    assert csv_names == names
+    assert all(f"| {name} |" in md for name in names)
+
+
+def test_aggregating_again_writes_identical_files_from_the_cache(partial_run, monkeypatch):
+    run, _, _ = partial_run
+    before = {name: (run / "report" / name).read_bytes() for name in SUMMARIES}
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("metrics recomputed although nothing changed")
+
+    monkeypatch.setattr(quality_module.metrics, "compare", must_not_run)
+    code, _ = run_aggregate(run)
+    assert code == 0
+    assert {name: (run / "report" / name).read_bytes() for name in SUMMARIES} == before
+
+
+def test_a_new_checkpoint_is_measured_again(trained_cgan, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(trained_cgan, run / "gan/cgan")
+    write_classifier(run)
+    run_aggregate(run)
+    calls = []
+    compare = quality_module.metrics.compare
+    monkeypatch.setattr(quality_module.metrics, "compare", lambda *a, **k: calls.append(1) or compare(*a, **k))
+    checkpoint = run / "gan/cgan/checkpoint.pt"
+    os.utime(checkpoint, ns=(checkpoint.stat().st_atime_ns, checkpoint.stat().st_mtime_ns + 10**9))
+    run_aggregate(run)
+    assert len(calls) == 1  # the job again; the references stay cached
+
+
+def test_without_a_classifier_the_quality_columns_are_empty_with_the_fix(trained_cgan, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_cgan, run / "gan/cgan")
+    code, printed = run_aggregate(run)
+    row = summary_rows(run)["gan/cgan"]
+    assert code == 0 and row.get("fid") is None
+    assert "no classify/cnn in this run" in row["note"] and "python launch.py classify/cnn --run run" in row["note"]
+    assert "classify/cnn" in printed
+    assert not any(r["state"] == "reference" for r in summary_rows(run).values())
+
+
+def test_a_running_classifier_is_waited_for(trained_cgan, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_cgan, run / "gan/cgan")
+    artifacts.write_status(run / "classify/cnn", "running", epoch=0, epochs=15)
+    run_aggregate(run, train_classifier=True)
+    assert "waiting for classify/cnn (running)" in summary_rows(run)["gan/cgan"]["note"]
+    assert not (run / "report/classifier").exists()
+
+
+def test_a_missing_classifier_is_trained_small_and_seeded_when_allowed(trained_cgan, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_cgan, run / "gan/cgan")
+    budget = dict(epochs=1, limit_batches=2, batch_size=16, train_subset=64, test_subset=64,
+                  train_eval_images=16, fgsm_images=16, fgsm_epsilons=(0.0, 0.1), cpu=True, precision="no")
+    code, _ = run_aggregate(run, train_classifier=True, classifier_budget=budget)
+    data = json.loads((run / "report/summary.json").read_text())
+    assert code == 0 and (run / "report/classifier/model.pt").exists()
+    assert "trained by the aggregator" in data["feature classifier"]
+    assert isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
+    assert "report/classifier" not in summary_rows(run)  # the helper is not a job of the run
+
+
+def test_an_empty_run_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, printed = run_aggregate(tmp_path / "empty")
+    assert code == 1 and "no job folders" in printed
+
+
+# -- the page in a real browser ------------------------------------------------------------------
+def chromium_dom(page: Path, profile: Path) -> str:
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", "--dump-dom", "--virtual-time-budget=5000", page.as_uri()]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_the_page_renders_in_chromium_with_no_broken_pictures(partial_run, tmp_path):
+    run, _, _ = partial_run
+    dom = chromium_dom(run / "report/index.html", tmp_path / "profile")
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert 'data-loaded="yes"' in body
+    assert 'data-broken-images="0"' in body, body
+    assert int(re.search(r'data-images="(\d+)"', body).group(1)) >= 3  # samples, GIF, losses of gan/cgan
+    table = dom[dom.index('id="summary-table"'):dom.index("</table>")]
+    assert table.count("<tr") == 1 + len(summary_rows(run))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_clicking_a_header_sorts_the_table_numerically_with_empty_cells_last(partial_run, tmp_path):
+    run, _, _ = partial_run
+    click = ("<script>window.addEventListener('load', () => {"
+             " document.querySelector('th[data-key=fid]').click();"
+             " document.body.dataset.sortedJobs = Array.from(document.querySelectorAll('#summary-table tbody td.job'))"
+             ".map(td => td.textContent.trim()).join('|'); });</script></body>")
+    page = run / "report/sort-check.html"
+    page.write_text((run / "report/index.html").read_text().replace("</body>", click))
+    dom = chromium_dom(page, tmp_path / "profile")
+    page.unlink()
+    order = re.search(r'data-sorted-jobs="([^"]*)"', dom).group(1).split("|")
+    fids = {name: row.get("fid") for name, row in summary_rows(run).items()}
+    measured = sorted((v, k) for k, v in fids.items() if v is not None)
+    assert order[:len(measured)] == [k for _, k in measured]
+    assert all(fids[name] is None for name in order[len(measured):])
