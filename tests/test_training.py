@@ -102,3 +102,16 @@ def test_corrupt_checkpoint_is_a_clear_error(fake_fashion_dir, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="--force"):
         fit(REGISTRY["gan"], gan_config("gan"), tmp_path, "gan/gan")
+
+
+def test_bf16_mixed_precision_trains_with_a_gradient_penalty(fake_fashion_dir, tmp_path):
+    metrics = fit(REGISTRY["wgan_gp"], gan_config("wgan_gp", precision="bf16", epochs=1), tmp_path, "gan/wgan_gp")
+    assert metrics["precision"] == "bf16" and metrics["state"] == "completed"
+    assert all(v == v for v in metrics["final"].values())  # no NaN
+
+
+def test_fp16_without_a_gpu_is_refused_with_the_alternative(fake_fashion_dir, tmp_path):
+    from fashion.training import ConfigError
+
+    with pytest.raises(ConfigError, match="use bf16 or no"):
+        fit(REGISTRY["gan"], gan_config("gan", precision="fp16"), tmp_path, "gan/gan")
