@@ -72,16 +72,26 @@ def build_classifier(config: ClassifierConfig) -> nn.Module:
     return ConvClassifier(width=config.width) if config.arch == "cnn" else DenseClassifier()
 
 
-def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float,
-         garment_only: bool = False) -> torch.Tensor:
-    """Adversarial copies of ``images`` (floats in [0, 1]); ``garment_only`` leaves zero pixels untouched."""
+def fgsm_direction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """sign(d loss / d x) at the clean images: FGSM's step direction, the same for every epsilon."""
     x = images.detach().clone().requires_grad_(True)
     loss = F.cross_entropy(model(x).float(), labels)
     (grad,) = torch.autograd.grad(loss, x)
-    step = epsilon * grad.sign()
+    return grad.sign()
+
+
+def perturb(images: torch.Tensor, direction: torch.Tensor, epsilon: float, garment_only: bool) -> torch.Tensor:
+    """Step ``epsilon`` along ``direction``, only on non-zero pixels if ``garment_only``; clip to [0, 1]."""
+    step = epsilon * direction
     if garment_only:
         step = step * (images > 0)
     return (images + step).clamp(0.0, 1.0).detach()
+
+
+def fgsm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float,
+         garment_only: bool = False) -> torch.Tensor:
+    """Adversarial copies of ``images`` (floats in [0, 1]); ``garment_only`` leaves zero pixels untouched."""
+    return perturb(images, fgsm_direction(model, images, labels), epsilon, garment_only)
 
 
 @torch.no_grad()
@@ -95,13 +105,21 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return (predict(model, images, batch) == labels).float().mean().item()
 
 
-def fgsm_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float,
-                  garment_only: bool = False, batch: int = EVAL_BATCH) -> float:
-    """Accuracy on FGSM copies of ``images``, each attacked against its own true label."""
-    correct = 0
+def fgsm_curve(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilons,
+               batch: int = EVAL_BATCH) -> list[dict]:
+    """Accuracy at each epsilon for both variants, each image attacked against its own true label.
+
+    One gradient per image serves every epsilon (FGSM's direction does not depend on it).
+    """
+    correct = torch.zeros(len(epsilons), 2)
     for x, y in zip(images.split(batch), labels.split(batch)):
-        correct += (predict(model, fgsm(model, x, y, epsilon, garment_only)) == y).sum().item()
-    return correct / len(images)
+        direction = fgsm_direction(model, x, y)
+        for i, epsilon in enumerate(epsilons):
+            for j, garment_only in enumerate((False, True)):
+                correct[i, j] += (predict(model, perturb(x, direction, epsilon, garment_only)) == y).sum().item()
+    share = (correct / len(images)).tolist()
+    return [{"epsilon": e, "accuracy_all_pixels": a, "accuracy_garment_pixels": g}
+            for e, (a, g) in zip(epsilons, share)]
 
 
 def shift_and_flip(x: torch.Tensor, noise, max_shift: int = 2) -> torch.Tensor:
@@ -181,10 +199,7 @@ class ClassifierTask(Task):
         fgsm_x, fgsm_y = test_x, test_y
         if self.config.fgsm_images:
             fgsm_x, fgsm_y = test_x[: self.config.fgsm_images], test_y[: self.config.fgsm_images]
-        rows = [{"epsilon": eps,
-                 "accuracy_all_pixels": fgsm_accuracy(model, fgsm_x, fgsm_y, eps),
-                 "accuracy_garment_pixels": fgsm_accuracy(model, fgsm_x, fgsm_y, eps, garment_only=True)}
-                for eps in self.config.fgsm_epsilons]
+        rows = fgsm_curve(model, fgsm_x, fgsm_y, self.config.fgsm_epsilons)
         artifacts.write_csv(out / "fgsm.csv", rows)
         plot_fgsm(rows, out / "fgsm.png", f"{self.config.arch} ({len(fgsm_y)} test images)")
         plot_fgsm_examples(model, test_x, test_y, self.config.fgsm_epsilons, out / "fgsm_examples.png")
@@ -246,6 +261,7 @@ def plot_accuracy(history: list[dict], path, title: str) -> Path:
         points = [(row["epoch"], row[key]) for row in history if key in row]
         if points:
             ax.plot(*zip(*points), "o-", ms=3, label=label)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
@@ -286,7 +302,8 @@ def plot_fgsm_examples(model, images, labels, epsilons, path) -> Path:
             ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(CLASSES[guess], fontsize=7, color="black" if guess == truth else "red")
+            title = f"true {CLASSES[truth]}\n{CLASSES[guess]}" if name == "clean" else CLASSES[guess]
+            ax.set_title(title, fontsize=7, color="black" if guess == truth else "red")
             if col == 0:
                 ax.set_ylabel(name, fontsize=7)
     fig.suptitle("FGSM examples: predicted class above each image (red = wrong)", fontsize=9)

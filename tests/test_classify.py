@@ -7,7 +7,7 @@ import torch
 import jobs
 from conftest import tiny
 from fashion.classifier_net import ConvClassifier, DenseClassifier, load_classifier
-from fashion.classify import ClassifierTask, accuracy, fgsm, fgsm_accuracy, shift_and_flip
+from fashion.classify import ClassifierTask, accuracy, fgsm, fgsm_curve, shift_and_flip
 from fashion.training import ConfigError, Noise, fit
 
 
@@ -25,10 +25,24 @@ def seeded_model(kind=DenseClassifier, **kwargs):
 
 
 @pytest.mark.parametrize("garment_only", [False, True])
-def test_fgsm_with_zero_epsilon_leaves_images_and_accuracy_unchanged(garment_only):
+def test_fgsm_with_zero_epsilon_leaves_images_unchanged(garment_only):
     model, (images, labels) = seeded_model(), garments()
     assert torch.equal(fgsm(model, images, labels, 0.0, garment_only), images)
-    assert fgsm_accuracy(model, images, labels, 0.0, garment_only) == accuracy(model, images, labels)
+
+
+def test_fgsm_curve_at_zero_epsilon_is_the_clean_accuracy_for_both_variants():
+    model, (images, labels) = seeded_model(ConvClassifier, width=4), garments(50)
+    (row,) = fgsm_curve(model, images, labels, [0.0], batch=16)
+    assert row["accuracy_all_pixels"] == row["accuracy_garment_pixels"] == accuracy(model, images, labels)
+
+
+def test_fgsm_curve_matches_attacking_one_epsilon_at_a_time():
+    model, (images, labels) = seeded_model(), garments(50)
+    rows = fgsm_curve(model, images, labels, [0.05, 0.2], batch=16)
+    for row in rows:
+        for key, garment_only in (("accuracy_all_pixels", False), ("accuracy_garment_pixels", True)):
+            attacked = fgsm(model, images, labels, row["epsilon"], garment_only)
+            assert row[key] == pytest.approx(accuracy(model, attacked, labels))
 
 
 def test_garment_only_fgsm_touches_only_non_zero_pixels():

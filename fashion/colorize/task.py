@@ -45,7 +45,7 @@ class ColorizeConfig(TrainConfig):
     palette_seed: int = 0
     "Seed of the per-item hue jitter (fixed, so every run colours the data the same way)."
     epoch_eval_images: int = 2000
-    "Test images scored after each epoch (the final metrics use the whole test split)."
+    "Test images scored after each epoch (0: all; the final metrics always use the whole test split)."
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +78,8 @@ def colour_scores(generated: torch.Tensor, truth: torch.Tensor, labels: torch.Te
 
 
 class ColorizeTask(Task):
+    """G(grey) -> colour trained against D(grey, colour) plus L1; scored on the held-out test split."""
+
     config_class = ColorizeConfig
     artifacts = ("samples/epoch_001.png", "samples.gif")
 
@@ -101,17 +103,18 @@ class ColorizeTask(Task):
     def load_data(cls, config):
         return load_coloured(config.data_dir or None, config.download, config.hue_jitter, config.palette_seed)
 
-    def D(self, grey, colour):
+    def judge(self, grey, colour):
+        """D's logit for a (grey, colour) pair, both in [-1, 1]."""
         return self.nets["D"](torch.cat([grey, colour], 1))
 
     def train_step(self, images, labels, noise):
         colour, grey = to_tanh_range(images), to_tanh_range(grey_of(images))
         fake = self.nets["G"](grey)
-        d_terms = self.optimize("D", {"real": bce(self.D(grey, colour), 1.0),
-                                      "fake": bce(self.D(grey, fake.detach()), 0.0)})
+        d_terms = self.optimize("D", {"real": bce(self.judge(grey, colour), 1.0),
+                                      "fake": bce(self.judge(grey, fake.detach()), 0.0)})
         # G's loss backpropagates through D too; those D gradients are discarded, so skip their all-reduce.
         with self.acc.no_sync(self.nets["D"]):
-            g_terms = self.optimize("G", {"adv": bce(self.D(grey, fake), 1.0),
+            g_terms = self.optimize("G", {"adv": bce(self.judge(grey, fake), 1.0),
                                           "l1": self.config.l1_weight * F.l1_loss(fake.float(), colour)})
         logged = {}
         for prefix, terms in (("D", d_terms), ("G", g_terms)):
@@ -120,7 +123,7 @@ class ColorizeTask(Task):
         return logged
 
     @torch.no_grad()
-    def colourise(self, colour_uint8: torch.Tensor) -> torch.Tensor:
+    def generate_colour(self, colour_uint8: torch.Tensor) -> torch.Tensor:
         """G's colouring (uint8 RGB) of the grey versions of coloured images, in eval mode, batched."""
         G = self.unwrap("G")
         was_training = G.training
@@ -132,20 +135,19 @@ class ColorizeTask(Task):
 
     def end_epoch(self, epoch, out):
         truth = self.data.test.images[self.grid_items]
-        generated = self.colourise(truth)
+        generated = self.generate_colour(truth)
         rows = []
         for half in (slice(0, len(truth) // 2), slice(len(truth) // 2, None)):
             rows += [grey_of(truth[half]).expand(-1, 3, -1, -1), generated[half], truth[half]]
         artifacts.save_grid(torch.cat(rows).float() / 255, out / f"samples/epoch_{epoch:03d}.png",
                             nrow=max(1, len(truth) // 2), value_range=(0.0, 1.0))
         test = self.data.test.head(self.config.epoch_eval_images)
-        if not len(test):
-            return {}
-        return {f"test_{k}": v for k, v in colour_scores(self.colourise(test.images), test.images, test.labels).items()}
+        scores = colour_scores(self.generate_colour(test.images), test.images, test.labels)
+        return {f"test_{k}": v for k, v in scores.items()}
 
     def finish(self, out):
         test = self.data.test
-        scores = colour_scores(self.colourise(test.images), test.images, test.labels)
+        scores = colour_scores(self.generate_colour(test.images), test.images, test.labels)
         truth_hue = nearest_palette_class(dominant_hue(test.images)).to(test.labels.device)
         return {"test": {**scores, "images": len(test),
                          "colour_class_accuracy_of_ground_truth": (truth_hue == test.labels).float().mean().item()}}
