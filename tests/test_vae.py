@@ -1,0 +1,247 @@
+"""The VAE family: the loss terms, the conditioning path, the latent analyses and the ablation catalogue."""
+import json
+import re
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+import jobs
+from conftest import tiny
+from fashion.classifier_net import DenseClassifier, save_classifier
+from fashion.data import CLASSES, load_fashion
+from fashion.training import ConfigError, Noise, fit, make_accelerator
+from fashion.vae import VAE, ConditionalVAE, VAEConfig, gaussian_kl, reconstruction_loss
+from fashion.vae.analysis import interpolate, manifold_latents, parse_pair
+
+
+def small(job, **changes):
+    """A tiny config with a small batch: these tests check behaviour, not speed."""
+    return tiny(job.make_config(), **{"batch_size": 32, **changes})
+
+
+def build(job_name, **changes):
+    job = jobs.get(job_name)
+    config = small(job, **changes)
+    data = load_fashion()
+    data.test = data.test.head(config.test_subset)
+    return job.task(config, make_accelerator(config), data)
+
+
+def train(task, steps, seed=0):
+    data, noise = task.data.train, Noise(task.device, seed)
+    for step in range(steps):
+        index = torch.arange(step * 32, step * 32 + 32) % len(data)
+        task.train_step(data.images[index], data.labels[index], noise)
+
+
+# -- the loss ----------------------------------------------------------------------------------------
+def test_kl_term_equals_the_closed_form_gaussian_kl():
+    mean, logvar = torch.randn(6, 5), torch.randn(6, 5)
+    expected = kl_divergence(Normal(mean, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(1)
+    assert torch.allclose(gaussian_kl(mean, logvar), expected, atol=1e-5)
+
+
+def test_kl_of_a_unit_shift_is_half_a_nat_per_dimension():
+    assert torch.allclose(gaussian_kl(torch.ones(2, 4), torch.zeros(2, 4)), torch.full((2,), 2.0))
+    assert torch.equal(gaussian_kl(torch.zeros(1, 3), torch.zeros(1, 3)), torch.zeros(1))
+
+
+def test_bce_reconstruction_is_the_bernoulli_negative_log_likelihood_summed_over_pixels():
+    logits, target = torch.randn(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
+    p = torch.sigmoid(logits)
+    expected = -(target * p.log() + (1 - target) * (1 - p).log()).flatten(1).sum(1)
+    assert torch.allclose(reconstruction_loss("bce", logits, target), expected, atol=1e-4)
+
+
+def test_mse_reconstruction_is_the_summed_squared_error_of_the_mean_image():
+    logits, target = torch.randn(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
+    expected = (torch.sigmoid(logits) - target).pow(2).flatten(1).sum(1)
+    assert torch.allclose(reconstruction_loss("mse", logits, target), expected)
+    exact = torch.logit(target)
+    assert reconstruction_loss("mse", exact, target).max() < 1e-10
+
+
+def test_bad_vae_settings_are_rejected_with_the_allowed_values():
+    with pytest.raises(ConfigError, match="bce, mse"):
+        VAEConfig(recon_loss="l1").validate()
+    with pytest.raises(ConfigError, match="mlp, conv, blocks"):
+        VAEConfig(arch="resnet").validate()
+    with pytest.raises(ConfigError, match="A:B"):
+        VAEConfig(interpolate=("Pullover-Sneaker",)).validate()
+    with pytest.raises(ConfigError, match="beta"):
+        VAEConfig(beta=-1).validate()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv", "blocks"])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 80, 60)])
+def test_every_architecture_encodes_to_z_and_decodes_to_the_image_shape(arch, shape):
+    config = VAEConfig(arch=arch, latent_dim=7, filters=(4, 8), hidden=(16,))
+    vae = VAE(config, shape, cond_dim=3)
+    x, cond = torch.rand(2, *shape), torch.rand(2, 3)
+    mean, logvar = vae.encode(x, cond)
+    assert mean.shape == logvar.shape == (2, 7)
+    assert vae.decode(mean, cond).shape == (2, *shape)
+
+
+# -- training ----------------------------------------------------------------------------------------
+def test_test_set_negative_elbo_falls_during_a_short_training(fake_fashion_dir):
+    task = build("vae/mlp")
+    before = task.evaluate()[0]["test_neg_elbo"]
+    train(task, 25)
+    after = task.evaluate()[0]["test_neg_elbo"]
+    assert after < before - 50, (before, after)
+
+
+def test_reparameterisation_noise_comes_from_the_loop_noise_not_the_global_rng(fake_fashion_dir):
+    def trained_weights(global_seed, noise_seed):
+        torch.manual_seed(0)
+        task = build("vae/conv-z5")
+        torch.manual_seed(global_seed)
+        train(task, 2, seed=noise_seed)
+        return torch.cat([p.detach().flatten() for p in task.vae.parameters()])
+
+    reference = trained_weights(global_seed=1, noise_seed=0)
+    assert torch.equal(reference, trained_weights(global_seed=2, noise_seed=0))
+    assert not torch.equal(reference, trained_weights(global_seed=1, noise_seed=1))
+
+
+def test_beta_zero_trains_on_reconstruction_only_but_still_logs_the_kl(fake_fashion_dir):
+    task = build("vae/conv-z20-nokl")
+    data = task.data.train
+    terms = task.train_step(data.images[:32], data.labels[:32], Noise(task.device, 0))
+    assert terms["kl"] > 0 and torch.allclose(terms["loss"], terms["recon"])
+
+
+def test_a_2d_job_writes_its_pictures_and_the_test_elbo_each_epoch(fake_fashion_dir, tmp_path):
+    job = jobs.get("vae/conv-z2")
+    config = small(job, epochs=2)
+    fit(job.task, config, tmp_path, job.name)
+    for name in job.task.artifacts + ("recon/epoch_002.png", "latent/epoch_002.png"):
+        assert (tmp_path / name).is_file(), name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_neg_elbo"] > 0 and metrics["test_active_dims"] <= 2
+    header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "recon", "kl", "test_loss", "test_recon", "test_kl", "test_neg_elbo"} <= set(header)
+
+
+def test_reconstructions_over_epochs_survive_a_resume(fake_fashion_dir, tmp_path):
+    job = jobs.get("vae/mlp")
+    fit(job.task, small(job, epochs=1), tmp_path, job.name)
+    fit(job.task, small(job, epochs=2), tmp_path, job.name)
+    task = build("vae/mlp")
+    from fashion.checkpoint import load_checkpoint
+
+    task.load_state_dict(load_checkpoint(tmp_path)["task"])
+    assert len(task.recon_rows) == 2 and task.recon_rows[0].shape == (10, 1, 28, 28)
+
+
+# -- conditioning ------------------------------------------------------------------------------------
+def test_conditional_decoder_draws_the_asked_class(fake_fashion_dir):
+    task = build("vae/cond")
+    z = torch.randn(1, task.config.latent_dim).repeat(2, 1)
+    images = task.decode01(z, task.asked(torch.tensor([7, 8])))
+    assert not torch.allclose(images[0], images[1])
+
+
+def test_conditional_samples_grid_has_one_class_per_row(fake_fashion_dir):
+    task = build("vae/cond")
+    assert torch.equal(task.grid_conditions.argmax(1), torch.arange(10))
+    assert torch.equal(task.fixed_z.view(10, 10, -1)[0], task.fixed_z.view(10, 10, -1)[9])
+
+
+def test_conditional_metric_samples_return_the_asked_classes(fake_fashion_dir):
+    task = build("vae/cond")
+    images, classes = task.metric_samples(12, Noise(task.device, 3))
+    assert images.shape == (12, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert classes.shape == (12,) and classes.max() < 10
+    assert build("vae/mlp").metric_samples(4, Noise("cpu", 3))[1] is None
+
+
+def test_a_classifier_checkpoint_turns_the_condition_into_class_probabilities(fake_fashion_dir, tmp_path):
+    path = save_classifier(tmp_path / "model.pt", DenseClassifier(), "dense")
+    task = build("vae/cond", classifier=str(path))
+    x = task.data.train.images[:5].float() / 255
+    cond = task.condition(x, task.data.train.labels[:5])
+    assert torch.allclose(cond.sum(1), torch.ones(5)) and (cond < 1).all() and (cond > 0).all()
+    with pytest.raises(ConfigError, match="classify/cnn"):
+        jobs.get("vae/cond").make_config({"classifier": str(tmp_path / "missing.pt")})
+
+
+# -- latent analyses ---------------------------------------------------------------------------------
+def test_interpolation_runs_from_a_to_b_in_the_asked_number_of_steps():
+    a, b = torch.zeros(3), torch.tensor([1.0, 2.0, 3.0])
+    path = interpolate(a, b, 5)
+    assert path.shape == (5, 3) and torch.equal(path[0], a) and torch.equal(path[-1], b)
+    assert torch.allclose(path[2], (a + b) / 2)
+
+
+def test_interpolation_and_arithmetic_pictures_have_the_documented_layout(fake_fashion_dir):
+    task = build("vae/cond", interpolate=("Pullover:Sneaker", "3:4"), arithmetic=("Bag:0+1",))
+    _, means = task.evaluate()
+    rows = task.interpolation_rows(means)
+    assert rows.shape == (2, 12, 1, 28, 28)
+    first_pullover = int((task.data.test.labels == CLASSES.index("Pullover")).nonzero()[0])
+    assert torch.equal(rows[0, 0], task.data.test.images[first_pullover].float() / 255)
+    ((ends, originals, moved, title),) = task.arithmetic_panels(means)
+    assert ends.shape == (2, 1, 28, 28) and originals.shape == moved.shape == (10, 1, 28, 28)
+    assert title == "x + (a - b), a = Bag, b = 0+1"
+
+
+def test_pair_specs_name_classes_or_test_images_and_reject_the_rest():
+    classes = torch.tensor([0, 1, 1, 2])
+    a, b, label = parse_pair("trouser:0+3", ("zero", "Trouser", "two"), classes)
+    assert label == "" and parse_pair("legs=1:0", ("zero",), classes)[2] == "legs"
+    assert a.single_class and a.indices == [1, 2] and not b.single_class and b.indices == [0, 3]
+    means = torch.arange(4.0)[:, None]
+    assert a.endpoint(means).item() == 1 and a.latent(means).item() == 1.5 and b.latent(means).item() == 1.5
+    with pytest.raises(ConfigError, match="out of range"):
+        parse_pair("0:9", ("zero",), classes)
+    with pytest.raises(ConfigError, match="neither"):
+        parse_pair("0:Hat", ("zero",), classes)
+
+
+def test_manifold_grid_covers_the_prior_quantiles_with_positive_z2_on_top():
+    grid = manifold_latents(4).view(4, 4, 2)
+    assert torch.allclose(grid[0, 0], torch.tensor([-1.6449, 1.6449]), atol=1e-3)
+    assert (grid[:, 1:, 0] > grid[:, :-1, 0]).all() and (grid[1:, :, 1] < grid[:-1, :, 1]).all()
+
+
+# -- the catalogue -----------------------------------------------------------------------------------
+NAME = re.compile(r"vae/(?P<arch>mlp|conv)(-z(?P<z>\d+))?(?P<mse>-mse)?(?P<kl>-nokl|-beta(?P<beta>\d+))?$")
+
+
+@pytest.mark.parametrize("name", [n for n in jobs.CATALOGUE if NAME.match(n)])
+def test_ablation_names_map_to_the_configs_they_claim(name):
+    parts = NAME.match(name).groupdict()
+    config = jobs.get(name).make_config()
+    assert config.arch == parts["arch"]
+    assert config.latent_dim == int(parts["z"] or 20)
+    assert config.recon_loss == ("mse" if parts["mse"] else "bce")
+    assert config.beta == (0.0 if parts["kl"] == "-nokl" else float(parts["beta"] or 1))
+    reference = jobs.get(f"vae/{parts['arch']}").make_config()
+    assert (config.filters, config.hidden, config.optimizer, config.lr, config.batch_size) == \
+        (reference.filters, reference.hidden, reference.optimizer, reference.lr, reference.batch_size)
+
+
+def test_the_ablation_grid_covers_each_choice_the_issue_asks_about():
+    configs = [jobs.get(n).make_config() for n in jobs.CATALOGUE if NAME.match(n)]
+    assert {c.latent_dim for c in configs} >= {2, 5, 10, 20, 50, 100}
+    assert {c.recon_loss for c in configs} == {"bce", "mse"}
+    assert {0.0, 1.0} < {c.beta for c in configs} and max(c.beta for c in configs) > 1
+    assert {c.arch for c in configs} == {"mlp", "conv"}
+    assert 12 <= len(configs) <= 16
+
+
+def test_2d_ablations_declare_the_latent_map_and_manifold():
+    for name in jobs.CATALOGUE:
+        if NAME.match(name):
+            has_plane = "manifold.png" in jobs.get(name).task.artifacts
+            assert has_plane == (jobs.get(name).make_config().latent_dim == 2), name
+
+
+def test_conditional_job_uses_the_write_up_settings():
+    job = jobs.get("vae/cond")
+    config = job.make_config()
+    assert job.task is ConditionalVAE and "class_grid.png" in job.task.artifacts
+    assert (config.arch, config.optimizer, config.latent_dim) == ("blocks", "rmsprop", 100)
