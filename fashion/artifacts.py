@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 import torch
 
 STATUS_FILE = "status.json"
-STATES = ("queued", "running", "completed", "failed", "diverged")
+STATES = ("queued", "running", "completed", "failed", "diverged", "cancelled")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
