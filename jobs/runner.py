@@ -37,6 +37,21 @@ class TrainJob(submitit.helpers.Checkpointable):
             raise
 
 
+class AggregateJob(submitit.helpers.Checkpointable):
+    """Build the run's report (``fashion.report.aggregate``); submitted to start after every training job."""
+
+    def __init__(self, run_dir: str, options: dict | None = None):
+        self.run_dir, self.options = str(run_dir), dict(options or {})
+
+    def __call__(self) -> int:
+        from fashion.report import aggregate  # imported here: the launcher must not need the report's deps
+
+        code = aggregate(Path(self.run_dir), **self.options)
+        if code:
+            raise RuntimeError(f"the report of {self.run_dir} failed (exit code {code}); its log says why")
+        return code
+
+
 def _export_torch_distributed() -> bool:
     """Under submitit with several tasks, export RANK/WORLD_SIZE/MASTER_ADDR... for accelerate."""
     try:

@@ -1,0 +1,174 @@
+"""``python launch.py --status RUN`` and ``--cancel RUN``: a run's jobs as its folders and SLURM see them."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from fashion import artifacts
+from slurm.executor import ACTIVE_STATES, SLURM_FILE, job_states
+
+# A pipe or a log file has no width: give tables room instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
+LOG_LINES = 15
+FAILED_STATES = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+HISTORY_SKIP = {"epoch", "iteration", "seconds", "images_per_s"}
+
+
+def job_folders(run_dir: Path) -> dict[str, Path]:
+    """Every job folder of a run (one holding status.json), by job name, hidden folders and the report left out."""
+    found = {}
+    for path in sorted(run_dir.rglob(artifacts.STATUS_FILE)):
+        rel = path.parent.relative_to(run_dir)
+        if rel.parts and rel.parts[0] != "report" and not any(p.startswith(".") for p in rel.parts):
+            found[rel.as_posix()] = path.parent
+    return found
+
+
+def submissions(run_dir: Path) -> list[dict]:
+    return (artifacts.read_json(run_dir / SLURM_FILE, {}) or {}).get("submissions", [])
+
+
+def last_history_row(folder: Path) -> dict:
+    try:
+        with open(folder / "history.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return {}
+    return rows[-1] if rows else {}
+
+
+def _losses(row: dict) -> str:
+    terms = []
+    for key, value in row.items():
+        if key in HISTORY_SKIP or value in ("", None):
+            continue
+        try:
+            terms.append(f"{key} {float(value):.3g}")
+        except ValueError:
+            continue
+    return "  ".join(terms)
+
+
+def _tail(path: str | None, lines: int = LOG_LINES) -> str:
+    if not path:
+        return ""
+    try:
+        text = Path(path).read_text(errors="replace").rstrip()
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be said: relative to here when it is below here."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def show_status(run_dir: Path) -> int:
+    """Print one row per job: SLURM id and state, our state, epochs, last losses, speed, outputs folder."""
+    run_dir = Path(run_dir)
+    folders = job_folders(run_dir)
+    subs = submissions(run_dir)
+    statuses = {name: artifacts.read_status(folder) for name, folder in folders.items()}
+    ids = {name: str(s["slurm_job_id"]) for name, s in statuses.items() if s.get("slurm_job_id")}
+    report = subs[-1].get("report") if subs else None
+    states = job_states(list(ids.values()) + ([report["slurm_id"]] if report else []))
+    if (ids or report) and not states:
+        console.print("[yellow]sacct gave no answer: SLURM states unknown, showing what the job folders say[/]")
+
+    table = Table(title=f"run {run_dir.name}")
+    for col in ("job", "SLURM", "state", "epoch", "s/epoch"):
+        table.add_column(col, no_wrap=True)
+    for col in ("last losses", "outputs"):
+        table.add_column(col, overflow="fold")
+    failures = []
+    for name, folder in folders.items():
+        status, slurm_id = statuses[name], ids.get(name, "")
+        slurm_state = states.get(slurm_id, "") if slurm_id else ""
+        state = status.get("state", "?")
+        # A job SLURM killed (memory, node failure) never got to write its own failure.
+        if slurm_state in FAILED_STATES and state in ("queued", "running"):
+            state = "failed"
+        row = last_history_row(folder)
+        epochs = status.get("epochs") or (status.get("config") or {}).get("epochs")
+        done = status.get("epoch", row.get("epoch", 0) if row else 0)
+        colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow"}.get(state, "red")
+        speed = status.get("seconds_per_epoch")
+        table.add_row(name, f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]", f"{done}/{epochs or '?'}",
+                      f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
+        if state in ("failed", "diverged") or slurm_state in FAILED_STATES:
+            failures.append((name, status, slurm_state))
+    if report:
+        table.add_row("(report)", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",
+                      "", _shown(run_dir / "report"))
+    console.print(table)
+
+    for name, status, slurm_state in failures:
+        detail = _tail(status.get("log_err")) or status.get("traceback") or status.get("error") \
+            or status.get("reason") or "no log recorded"
+        source = status.get("log_err") if _tail(status.get("log_err")) else "status.json"
+        title = f"{name}: {status.get('state')}{f' / SLURM {slurm_state}' if slurm_state else ''} ({source})"
+        console.print(Panel(detail, title=title, title_align="left", border_style="red"), markup=False)
+    if report and states.get(report["slurm_id"]) in FAILED_STATES:
+        console.print(Panel(_tail(report.get("log_err")) or "no log recorded", title="report job failed",
+                            title_align="left", border_style="red"))
+    if not folders:
+        console.print(f"{run_dir}: no job folders yet")
+    return 0
+
+
+def cancel_run(run_dir: Path) -> int:
+    """scancel the run's queued and running SLURM jobs (ids from slurm.json) and mark them cancelled."""
+    run_dir = Path(run_dir)
+    subs = submissions(run_dir)
+    if not subs:
+        console.print(f"[red]error:[/] {run_dir} has no {SLURM_FILE}: it was never submitted to SLURM "
+                      "(a --local run cannot be cancelled from here)", highlight=False)
+        return 2
+    jobs = {name: job_id for sub in subs for group in sub["groups"] for name, job_id in group["jobs"].items()}
+    reports = [sub["report"]["slurm_id"] for sub in subs if sub.get("report")]
+    states = job_states(list(jobs.values()) + reports)
+    if not states:
+        console.print("[red]error:[/] sacct gave no answer, so which jobs are active is unknown; "
+                      "is SLURM_CONF set and the cluster up?", highlight=False)
+        return 2
+    active = [i for i in [*jobs.values(), *reports] if states.get(i) in ACTIVE_STATES]
+    if not active:
+        console.print(f"run {run_dir.name}: no queued or running SLURM jobs")
+        return 0
+    res = subprocess.run(["scancel", *active], capture_output=True, text=True, timeout=60, check=False)
+    if res.returncode != 0:
+        console.print(f"[red]scancel failed:[/] {res.stderr.strip()}", highlight=False)
+        return 1
+    # Wait for the kills to land so no job rewrites its status.json after we mark it.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not any(job_states(active).get(i) in ACTIVE_STATES - {"PENDING"} for i in active):
+            break
+        time.sleep(1)
+    table = Table(title=f"run {run_dir.name}: cancelled")
+    for col in ("job", "SLURM id", "was"):
+        table.add_column(col)
+    for name, job_id in jobs.items():
+        if job_id in active:
+            folder = run_dir / name
+            status = artifacts.read_status(folder)
+            if str(status.get("slurm_job_id")) == job_id and status.get("state") in ("queued", "running"):
+                artifacts.write_status(folder, "cancelled", cancelled=time.time())
+            table.add_row(name, job_id, states[job_id])
+    for job_id in reports:
+        if job_id in active:
+            table.add_row("(report)", job_id, states[job_id])
+    console.print(table)
+    return 0

@@ -1,0 +1,354 @@
+"""The SLURM launcher: its pure parts here, then the CLI against the real local cluster of slurm/cluster/.
+
+The cluster tests (marked ``slurm``) need the cluster started and SLURM_CONF exported (``.ci/run`` does
+both); they skip, saying why, only when sbatch is not installed or the cluster does not answer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from slurm import executor
+from slurm.executor import Cluster, Node, Partition, Request, SlurmError
+
+ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Without a cluster
+# ---------------------------------------------------------------------------------------------------------
+
+def a_job(name="gan/gan", **resources):
+    import jobs
+
+    base = jobs.Resources(gpus_per_node=1, nodes=1, cpus_per_task=4, mem_gb=16, timeout_min=240)
+    return SimpleNamespace(name=name, resources=jobs.Resources(**{**base.__dict__, **resources}))
+
+
+def flags(**given):
+    values = dict.fromkeys(executor.FLAG_KEYS)
+    values.update(given)
+    return executor.flag_values(SimpleNamespace(**values))
+
+
+def test_flags_override_the_profile_which_overrides_the_job_defaults():
+    profile = {"partition": "big", "time": 60, "mem": "8G", "account": "lab"}
+    request = executor.resolve(a_job(), profile, "mine.toml", flags(time=15, gpus_per_node=2), {})
+    assert (request.partition, request.account, request.mem) == ("big", "lab", "8G")  # profile
+    assert (request.time, request.gpus_per_node) == (15, 2)  # flags
+    assert (request.cpus_per_task, request.nodes) == (4, 1)  # job defaults
+    assert request.tasks_per_node == 2 and request.world_size == 2
+    assert request.where("time") == "--time 15" and request.where("mem") == "mem = '8G' in mine.toml"
+
+
+def test_a_job_with_no_gpu_goes_to_the_profile_cpu_partition_as_one_task():
+    profile = {"partition": "gpu", "cpu_partition": "cpu"}
+    request = executor.resolve(a_job(gpus_per_node=0), profile, "p.toml", {}, {})
+    assert (request.partition, request.tasks_per_node) == ("cpu", 1)
+    assert "gpus_per_node" not in request.executor_parameters()
+    forced = executor.resolve(a_job(gpus_per_node=0), profile, "p.toml", flags(partition="gpu"), {})
+    assert forced.partition == "gpu"
+
+
+def test_jobs_with_equal_requests_compare_equal_whatever_their_origin():
+    one = executor.resolve(a_job("gan/gan"), {}, "", {}, {})
+    two = executor.resolve(a_job("gan/wgan"), {}, "", {}, {})
+    other = executor.resolve(a_job("gan/wgan", timeout_min=30), {}, "", {}, {})
+    assert one == two and hash(one) == hash(two) and one != other
+
+
+def test_profile_keys_are_checked(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('partition = "gpu"\npartiton = "cpu"\n')
+    with pytest.raises(SlurmError, match="unknown key 'partiton'.*valid keys: partition"):
+        executor.load_profile(str(path))
+    path.write_text('time = "2h"\n')
+    with pytest.raises(SlurmError, match="time = '2h' should be a TOML int"):
+        executor.load_profile(str(path))
+    with pytest.raises(SlurmError, match="profiles: .*local"):
+        executor.load_profile("no-such-cluster")
+
+
+def test_shipped_profiles_load():
+    for path in sorted(executor.CLUSTERS_DIR.glob("*.toml")):
+        profile, _ = executor.load_profile(str(path))
+        executor.resolve(a_job(), profile, path.name, {}, executor.sbatch_extras(profile, []))
+
+
+def test_report_options_must_be_arguments_of_aggregate():
+    executor.check_report_options({"n_samples": 1000}, "mine.toml")
+    with pytest.raises(SlurmError, match=r"\[report\] in mine.toml: unknown option\(s\) samples"):
+        executor.check_report_options({"samples": 1000}, "mine.toml")
+
+
+def test_sbatch_extras_cannot_bypass_the_checked_flags():
+    assert executor.sbatch_extras({"sbatch": {"mail-type": "END"}}, ["--begin=now+1hour", "requeue"]) == {
+        "mail-type": "END", "begin": "now+1hour", "requeue": True}
+    with pytest.raises(SlurmError, match="--partition"):
+        executor.sbatch_extras({}, ["partition=gpu"])
+    with pytest.raises(SlurmError, match="--gpus-per-node"):
+        executor.sbatch_extras({}, ["gres=gpu:2"])
+
+
+def test_signal_comes_well_before_short_time_limits():
+    assert executor.signal_delay_s(1) == 12
+    assert executor.signal_delay_s(240) == 90
+    assert all(executor.signal_delay_s(t) <= 0.25 * t * 60 for t in (1, 2, 5, 60))
+
+
+def test_slurm_durations_memory_and_gres_are_read():
+    assert [executor.parse_minutes(t) for t in ("UNLIMITED", "30", "2:00:00", "1-12:00:00", "10:30")] == [
+        None, 30, 120, 2160, 11]
+    assert [executor.mem_mb(m) for m in ("16G", "1500M", "2000", "1T")] == [16384, 1500, 2000, 1048576]
+    assert [executor.count_gpus(g) for g in ("gpu:2", "gpu:a100:4(S:0-1)", "gpu:a100:2,gpu:v100:2", "(null)")] == [
+        2, 4, 4, 0]
+    with pytest.raises(SlurmError, match="16 GB.*like 16G"):
+        executor.mem_mb("16 GB", "--mem 16 GB")
+
+
+def small_cluster():
+    return Cluster([Partition("cpu", True, "UP", None, None), Partition("gpu", False, "UP", 60, None)],
+                   [Node("n1", cpus=8, mem_mb=16000, gpus=2, partitions=("cpu", "gpu"))])
+
+
+def test_job_defaults_shrink_to_fit_the_nodes_but_what_the_user_asked_is_refused():
+    fitted, notes = small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="gpu"), {}))
+    assert (fitted.mem, fitted.time) == ("16000M", 60)
+    assert any("default mem=16G lowered to 16000M" in n for n in notes)
+    with pytest.raises(SlurmError, match=r"--mem 20G: .*16000 MB"):
+        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="gpu", mem="20G"), {}))
+    with pytest.raises(SlurmError, match=r"--gpus-per-node 4: partition gpu's nodes have at most 2 GPUs"):
+        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="gpu", gpus_per_node=4), {}))
+    with pytest.raises(SlurmError, match=r"--cpus-per-task 6: 2 task\(s\) per node x 6 CPUs"):
+        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(gpus_per_node=2, cpus_per_task=6), {}))
+    with pytest.raises(SlurmError, match=r"--partition nope: no such partition; partitions here: cpu, gpu"):
+        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="nope"), {}))
+    unnamed, _ = small_cluster().fit(executor.resolve(a_job(), {}, "", {}, {}))
+    assert unnamed.partition == "cpu"  # the cluster's default
+
+
+def test_sbatch_rejections_name_the_setting_to_fix():
+    request = executor.resolve(a_job(), {"account": "lab"}, "mine.toml", flags(constraint="a100"), {})
+    err = executor.explain_rejection(
+        "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified",
+        request, "gan/gan")
+    assert "account = 'lab' in mine.toml" in str(err) and "sacctmgr" in str(err)
+    err = executor.explain_rejection("allocation failure: Invalid feature specification", request, "gan/gan")
+    assert "--constraint a100" in str(err)
+    err = executor.explain_rejection("allocation failure: Requested node configuration is not available",
+                                     request, "gan/gan")
+    assert "gan/gan's default gpus_per_node=1" in str(err) and "--constraint a100" in str(err)
+
+
+def run_launcher(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python launch.py ARGS`` as a user runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def test_without_slurm_the_error_suggests_local_or_the_test_cluster(tmp_path, fake_fashion_dir):
+    bin_dir = tmp_path / "bin"  # this Python, and no SLURM client at all
+    bin_dir.mkdir()
+    res = run_launcher("gan/gan", "--outputs", str(tmp_path / "outputs"), "--epochs", "1",
+                       env={"PATH": str(bin_dir)})
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "error:" in res.stdout and "--local" in res.stdout and "slurm/cluster/start.sh" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Against the local cluster
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster():
+    if shutil.which("sbatch") is None:
+        pytest.skip("sbatch not installed (slurm/cluster/install.sh)")
+    conf = os.environ.get("SLURM_CONF")
+    if not conf or not os.path.isfile(conf):
+        pytest.skip(f"SLURM_CONF={conf or 'unset'}: start the cluster with slurm/cluster/start.sh and export "
+                    "the line it prints")
+    try:
+        res = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"SLURM cluster at SLURM_CONF={conf} does not answer (sinfo timed out)")
+    if res.returncode != 0:
+        pytest.skip(f"SLURM cluster at SLURM_CONF={conf} does not answer: {res.stderr.strip()}")
+
+
+@pytest.fixture
+def run(tmp_path, fake_fashion_dir, cluster):
+    """Launch into a fresh outputs tree with the tiny fake data; the jobs run niced (shared test machines)."""
+    profile = tmp_path / "test.toml"
+    profile.write_text(f'python = "nice -n 10 {sys.executable}"\ncpus_per_task = 1\n')
+    outputs = tmp_path / "outputs"
+
+    def launch(*args: str) -> subprocess.CompletedProcess:
+        return run_launcher(*args, "--outputs", str(outputs), "--cluster", str(profile),
+                            "--data-dir", str(fake_fashion_dir))
+
+    launch.outputs, launch.data_dir = outputs, str(fake_fashion_dir)
+    yield launch
+    for path in outputs.glob(f"*/{executor.SLURM_FILE}"):  # leave nothing queued behind a failed test
+        ids = [i for s in json.loads(path.read_text())["submissions"]
+               for i in [*(g["slurm_id"] for g in s["groups"]), (s["report"] or {}).get("slurm_id")] if i]
+        executor.cancel(ids)
+
+
+def submitted(run_dir: Path) -> dict:
+    return json.loads((run_dir / executor.SLURM_FILE).read_text())["submissions"][-1]
+
+
+def sacct(ids: list[str], fields: str = "State,Start,End") -> dict[str, dict]:
+    masters = sorted({i.split("_")[0] for i in ids})
+    res = subprocess.run(["sacct", "-n", "-P", "-X", "-j", ",".join(masters), "-o", f"JobID,{fields}"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    rows = {}
+    for line in res.stdout.splitlines():
+        job_id, *values = line.split("|")
+        rows[job_id] = dict(zip(fields.split(","), values))
+        rows[job_id]["State"] = rows[job_id]["State"].split()[0]
+    return rows
+
+
+def wait_until_ended(ids: list[str], timeout: float) -> dict[str, dict]:
+    """sacct rows of the jobs once every one has ended; fails the test (they are cancelled) after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = sacct(ids)
+        if all(rows.get(i, {}).get("State") in TERMINAL for i in ids):
+            return rows
+        if time.monotonic() > deadline:
+            executor.cancel(ids)
+            pytest.fail(f"not ended after {timeout:.0f} s: {[(i, rows.get(i, {}).get('State')) for i in ids]}")
+        time.sleep(1.0)
+
+
+@pytest.mark.slurm
+def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
+    import jobs
+
+    result = run("--all", "--partition", "gpu", "--epochs", "1", "--limit-batches", "2", "--run", "all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_dir = run.outputs / "all"
+    record = submitted(run_dir)
+    names = {n: i for g in record["groups"] for n, i in g["jobs"].items()}
+    expected_skips = {name for name, job in jobs.CATALOGUE.items()
+                      if job.unavailable and job.unavailable(job.make_config({"data_dir": run.data_dir}))}
+    assert set(record["skipped"]) == expected_skips
+    assert set(names) == set(jobs.CATALOGUE) - expected_skips
+    for name in expected_skips:
+        assert f"{name}: skipped" in result.stdout
+    arrays = [g for g in record["groups"] if g["array"]]
+    assert arrays and all(i.startswith(f"{g['slurm_id']}_") for g in arrays for i in g["jobs"].values())
+    assert len(record["groups"]) < len(names)
+
+    report_id = record["report"]["slurm_id"]
+    assert record["report"]["dependency"] == "afterany:" + ":".join(g["slurm_id"] for g in record["groups"])
+    rows = wait_until_ended(list(names.values()), timeout=1500)
+    for name, job_id in names.items():
+        assert rows[job_id]["State"] == "COMPLETED", (name, rows[job_id])
+        status = json.loads((run_dir / name / "status.json").read_text())
+        assert status["state"] == "completed" and status["slurm_job_id"] == job_id
+
+    status = run_launcher("--status", "all", "--outputs", str(run.outputs))
+    assert status.returncode == 0 and status.stdout.count("COMPLETED") >= len(names), status.stdout
+
+    deadline = time.monotonic() + 120
+    while (report := sacct([report_id])[report_id])["State"] == "PENDING":
+        assert time.monotonic() < deadline, f"the report job {report_id} never started"
+        time.sleep(1.0)
+    assert report["Start"] >= max(rows[i]["End"] for i in names.values())  # ISO times sort as text
+    # Measuring every model takes minutes of CPU; the report's own tests check what it builds.
+    executor.cancel([report_id])
+
+
+@pytest.mark.slurm
+def test_two_gpus_train_one_job_as_two_ddp_processes(run):
+    result = run("gan/gan", "--partition", "gpu", "--gpus-per-node", "2", "--epochs", "1", "--limit-batches", "2",
+                 "--run", "ddp", "--no-aggregate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = submitted(run.outputs / "ddp")["groups"][0]["jobs"]["gan/gan"]
+    assert wait_until_ended([job_id], timeout=600)[job_id]["State"] == "COMPLETED"
+    config = json.loads((run.outputs / "ddp" / "gan/gan" / "config.json").read_text())
+    assert config["world_size"] == 2 and config["slurm_job_id"] == job_id
+
+
+def nets(run_dir: Path) -> dict:
+    return torch.load(run_dir / "gan/gan" / "checkpoint.pt", map_location="cpu", weights_only=False)["nets"]
+
+
+@pytest.mark.slurm
+def test_a_preempted_job_requeues_resumes_and_ends_with_the_weights_of_an_uninterrupted_one(run):
+    budget = ("gan/gan", "--partition", "gpu", "--epochs", "6", "--limit-batches", "3", "--no-aggregate")
+    for name in ("reference", "preempted"):
+        result = run(*budget, "--run", name)
+        assert result.returncode == 0, result.stdout + result.stderr
+    ids = {name: submitted(run.outputs / name)["groups"][0]["jobs"]["gan/gan"] for name in ("reference", "preempted")}
+    folder = run.outputs / "preempted" / "gan/gan"
+
+    deadline = time.monotonic() + 300
+    while (json.loads((folder / "status.json").read_text()).get("epoch", 0) < 2 or not (folder / "checkpoint.pt").exists()):
+        assert time.monotonic() < deadline, "the job never finished its second epoch"
+        time.sleep(0.2)
+    # What SLURM does on preemption with a grace time (and before a time limit: --signal): SIGUSR2 to the job.
+    subprocess.run(["scancel", "--signal=USR2", ids["preempted"]], check=True, timeout=30)
+
+    rows = wait_until_ended(list(ids.values()), timeout=600)
+    assert {rows[i]["State"] for i in ids.values()} == {"COMPLETED"}
+    history = subprocess.run(["sacct", "-n", "-P", "-X", "-D", "-j", ids["preempted"], "-o", "State"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert "REQUEUED" in history, history
+    status = json.loads((folder / "status.json").read_text())
+    log = Path(status["log_out"]).read_text()
+    assert "resuming after epoch" in log, log
+    assert status["state"] == "completed" and status["epoch"] == 6
+    reference, preempted = nets(run.outputs / "reference"), nets(run.outputs / "preempted")
+    for net in reference:
+        for key, tensor in reference[net].items():
+            assert torch.equal(tensor, preempted[net][key]), f"{net}.{key} differs after the resume"
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--partition", "nope", "--partition nope: no such partition; partitions here: cpu, gpu"),
+    ("--account", "nope", "--account nope"),
+    ("--gpus-per-node", "64", "--gpus-per-node 64: partition gpu's nodes have at most"),
+    ("--cpus-per-task", "512", "--cpus-per-task 512"),
+    ("--constraint", "nofeature", "--constraint nofeature"),
+])
+def test_impossible_requests_get_a_clear_error_and_nothing_is_written(run, flag, value, expected):
+    args = ["gan/gan", "--epochs", "1", flag, value]
+    result = run(*args) if flag == "--partition" else run(*args, "--partition", "gpu")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error:" in result.stdout and expected in result.stdout, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not run.outputs.exists()
+
+
+@pytest.mark.slurm
+def test_a_queued_job_is_not_submitted_twice_and_cancel_marks_it(run):
+    later = ("gan/gan", "--partition", "gpu", "--run", "later", "--sbatch", "begin=now+1hour")
+    assert run(*later).returncode == 0
+    run_dir = run.outputs / "later"
+    job_id = submitted(run_dir)["groups"][0]["jobs"]["gan/gan"]
+    assert json.loads((run_dir / "gan/gan" / "status.json").read_text())["state"] == "queued"
+
+    again = run(*later)
+    assert again.returncode == 2 and f"SLURM job {job_id}, PENDING" in again.stdout, again.stdout
+
+    cancelled = run_launcher("--cancel", "later", "--outputs", str(run.outputs))
+    assert cancelled.returncode == 0 and job_id in cancelled.stdout, cancelled.stdout
+    assert wait_until_ended([job_id], timeout=60)[job_id]["State"] == "CANCELLED"
+    assert json.loads((run_dir / "gan/gan" / "status.json").read_text())["state"] == "cancelled"
