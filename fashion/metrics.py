@@ -92,6 +92,8 @@ def kid(real: Embedding, fake: Embedding, subsets: int = 100, subset_size: int =
     from torchmetrics.image.kid import KernelInceptionDistance
 
     size = min(subset_size, len(real), len(fake))
+    if size == len(real) == len(fake):
+        subsets = 1  # every "subset" would be both whole sets, reshuffled: the same value each time
     with _seeded(seed):
         metric = KernelInceptionDistance(feature=_Precomputed(real.features.shape[1]), subsets=subsets,
                                          subset_size=size)

@@ -31,6 +31,12 @@ def run_aggregate(run_dir, **options):
     return code, out.getvalue()
 
 
+def copy_job(src: Path, dst: Path, link: bool = True) -> None:
+    """A job folder into another run; hard links spare copying the GAN's large checkpoint (every write
+    into a job folder replaces files, so the template stays as it was)."""
+    shutil.copytree(src, dst, copy_function=os.link if link else shutil.copy2)
+
+
 def summary_rows(run_dir) -> dict[str, dict]:
     data = json.loads((run_dir / "report" / "summary.json").read_text())
     return {row["job"]: row for row in data["rows"]}
@@ -63,7 +69,7 @@ def trained_cgan(fake_data, tmp_path_factory) -> Path:
 def partial_run(trained_cgan, tmp_path_factory):
     """A run caught mid-way: one finished GAN, one running, one failed, one diverged, an unknown folder."""
     run = tmp_path_factory.mktemp("outputs") / "partial"
-    shutil.copytree(trained_cgan, run / "gan/cgan")
+    copy_job(trained_cgan, run / "gan/cgan")
     write_classifier(run)
     artifacts.write_status(run / "gan/wgan", "running", epoch=1, epochs=5, step=3, steps=10)
     artifacts.write_status(run / "gan/lsgan", "failed", error="RuntimeError: CUDA out of memory")
@@ -152,7 +158,7 @@ def test_aggregating_again_writes_identical_files_from_the_cache(partial_run, mo
 
 def test_a_new_checkpoint_is_measured_again(trained_cgan, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    shutil.copytree(trained_cgan, run / "gan/cgan")
+    copy_job(trained_cgan, run / "gan/cgan", link=False)  # its checkpoint's mtime changes below
     write_classifier(run)
     run_aggregate(run)
     calls = []
@@ -166,7 +172,7 @@ def test_a_new_checkpoint_is_measured_again(trained_cgan, tmp_path, monkeypatch)
 
 def test_without_a_classifier_the_quality_columns_are_empty_with_the_fix(trained_cgan, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(trained_cgan, run / "gan/cgan")
+    copy_job(trained_cgan, run / "gan/cgan")
     code, printed = run_aggregate(run)
     row = summary_rows(run)["gan/cgan"]
     assert code == 0 and row.get("fid") is None
@@ -177,7 +183,7 @@ def test_without_a_classifier_the_quality_columns_are_empty_with_the_fix(trained
 
 def test_a_running_classifier_is_waited_for(trained_cgan, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(trained_cgan, run / "gan/cgan")
+    copy_job(trained_cgan, run / "gan/cgan")
     artifacts.write_status(run / "classify/cnn", "running", epoch=0, epochs=15)
     run_aggregate(run, train_classifier=True)
     assert "waiting for classify/cnn (running)" in summary_rows(run)["gan/cgan"]["note"]
@@ -186,15 +192,31 @@ def test_a_running_classifier_is_waited_for(trained_cgan, tmp_path):
 
 def test_a_missing_classifier_is_trained_small_and_seeded_when_allowed(trained_cgan, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(trained_cgan, run / "gan/cgan")
+    copy_job(trained_cgan, run / "gan/cgan")
     budget = dict(epochs=1, limit_batches=2, batch_size=16, train_subset=64, test_subset=64,
-                  train_eval_images=16, fgsm_images=16, fgsm_epsilons=(0.0, 0.1), cpu=True, precision="no")
+                  train_eval_images=16, fgsm_images=16, fgsm_epsilons=(0.0,), cpu=True, precision="no")
     code, _ = run_aggregate(run, train_classifier=True, classifier_budget=budget)
     data = json.loads((run / "report/summary.json").read_text())
     assert code == 0 and (run / "report/classifier/model.pt").exists()
     assert "trained by the aggregator" in data["feature classifier"]
     assert isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
     assert "report/classifier" not in summary_rows(run)  # the helper is not a job of the run
+
+
+def test_a_job_shows_its_top_level_pictures_and_the_latest_of_each_series(tmp_path):
+    from fashion.report.collect import final_samples, pictures, read_job
+
+    names = ["losses.png", "samples.gif", "fgsm.png", "notes.txt", "samples/epoch_999.png",
+             "samples/epoch_1000.png", "sweeps/c1_epoch_001.png", "sweeps/c1_epoch_002.png",
+             "sweeps/c2_epoch_002.png", "recon/epoch_003.png"]
+    for name in names:
+        (tmp_path / "gan/x" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "gan/x" / name).write_bytes(b"")
+    job = read_job(tmp_path, "gan/x")
+    shown = [p.relative_to(job.path).as_posix() for p in pictures(job)]
+    assert shown == ["fgsm.png", "losses.png", "samples.gif", "recon/epoch_003.png", "samples/epoch_1000.png",
+                     "sweeps/c1_epoch_002.png", "sweeps/c2_epoch_002.png"]
+    assert final_samples(job).name == "epoch_1000.png"
 
 
 def test_an_empty_run_is_an_error(tmp_path):

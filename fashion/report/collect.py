@@ -114,17 +114,22 @@ def pictures(job: JobFolder) -> list[Path]:
     found = sorted(p for p in job.path.iterdir() if p.is_file() and p.suffix in PICTURES)
     for sub in sorted(p for p in job.path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         latest: dict[str, Path] = {}
-        for p in sorted(sub.iterdir()):
+        for p in sorted(sub.iterdir(), key=lambda p: _natural(p.name)):  # so the highest epoch comes last
             if p.is_file() and p.suffix in PICTURES:
-                latest[re.sub(r"\d+", "#", p.name)] = p  # sorted, so the highest epoch wins
+                latest[re.sub(r"\d+(?=\.\w+$)", "#", p.name)] = p  # the number before the suffix is the epoch
         found += latest.values()
     return found
 
 
 def final_samples(job: JobFolder) -> Path | None:
     """The last per-epoch sample grid, for the contact sheet."""
-    frames = sorted((job.path / "samples").glob("epoch_*.png"))
+    frames = sorted((job.path / "samples").glob("epoch_*.png"), key=lambda p: _natural(p.name))
     return frames[-1] if frames else None
+
+
+def _natural(name: str) -> list:
+    """Sort key reading digit runs as numbers: epoch_999 before epoch_1000."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def log_tail(run_dir: Path, job: JobFolder, lines: int = LOG_LINES) -> str:

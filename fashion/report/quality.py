@@ -57,8 +57,10 @@ class Quality:
             self.classifier_id = {"path": self.classifier_path.relative_to(self.run_dir).as_posix(),
                                   "sha256": _sha256(self.classifier_path)[:16]}
             self.data_id = str(find_data_dir(self.data_dir).resolve())
-        except (Unmeasured, OSError, RuntimeError, ValueError) as err:
-            self.problem = str(err)
+        except Unmeasured as why:
+            self.problem = str(why)
+        except Exception as err:  # missing data, unreadable model, a failing fallback: say so, keep reporting
+            self.problem = f"no feature classifier: {type(err).__name__}: {err}"
 
     # -- the feature classifier -------------------------------------------------------------------
     def _locate_classifier(self) -> Path:
@@ -102,7 +104,8 @@ class Quality:
         rel = self.classifier_path.relative_to(self.run_dir).as_posix()
         info = ", ".join(f"{k} {_short(v)}" for k, v in sorted(self.classifier_info.items())
                          if isinstance(v, (int, float, str)))
-        origin = "trained by the aggregator: the run has none of its own" if rel.startswith(REPORT_DIR) else "this run's"
+        origin = (f"trained by the aggregator, as the run has no completed {CLASSIFIER_JOB}"
+                  if rel.startswith(REPORT_DIR) else "this run's")
         return f"features of {rel} ({origin}{'; ' + info if info else ''}), {self.n} samples per model"
 
     # -- real data ------------------------------------------------------------------------------

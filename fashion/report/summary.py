@@ -47,7 +47,7 @@ COLUMNS = (
     Column("precision", "precision", "{:.3f}", "high"),
     Column("recall", "recall", "{:.3f}", "high"),
     Column("density", "density", "{:.3f}", "high", terminal=False),
-    Column("coverage", "coverage", "{:.3f}", "high", terminal=False),
+    Column("coverage", "coverage", "{:.3f}", "high"),
     Column("is", "IS", "{:.2f}", "high"),
     Column("cond_acc", "cond. acc", "{:.1%}", "high"),
     Column("note", "note"),
