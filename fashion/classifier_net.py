@@ -35,14 +35,15 @@ class DenseClassifier(nn.Module):
 
 
 class ConvClassifier(nn.Module):
-    """Two 5x5 conv blocks (64, 128 filters) with BatchNorm and max-pooling, dense 256, dropout."""
+    """Two conv blocks (5x5, 64 and 128 filters by default) with BatchNorm and max-pooling, dense 256, dropout."""
 
-    def __init__(self, width: int = 64, hidden: int = 256, dropout: float = 0.3):
+    def __init__(self, width: int = 64, hidden: int = 256, dropout: float = 0.3, kernel: int = 5):
         super().__init__()
-        self.hparams = {"width": width, "hidden": hidden, "dropout": dropout}
+        self.hparams = {"width": width, "hidden": hidden, "dropout": dropout, "kernel": kernel}
 
         def block(cin, cout):
-            return [nn.Conv2d(cin, cout, 5, padding=2), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+            return [nn.Conv2d(cin, cout, kernel, padding=kernel // 2), nn.BatchNorm2d(cout), nn.ReLU(),
+                    nn.MaxPool2d(2)]
 
         self.body = nn.Sequential(*block(1, width), *block(width, 2 * width), nn.Flatten(),
                                   nn.Dropout(dropout), nn.Linear(2 * width * 7 * 7, hidden), nn.ReLU())

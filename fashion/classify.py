@@ -36,6 +36,8 @@ class ClassifierConfig(TrainConfig):
     "dense (784-128-10) | cnn (two 5x5 conv blocks)."
     width: int = 64
     "cnn: filters of the first conv layer (the second has twice as many); the write-up uses 64."
+    kernel: int = 5
+    "cnn: side of the square conv kernels (odd); the write-up uses 5."
     optimiser: str = "adam"
     "adam | sgd (with Nesterov momentum 0.9)."
     lr: float = 1e-3
@@ -64,12 +66,14 @@ class ClassifierConfig(TrainConfig):
                               "lr and width must be positive, weight_decay at least 0")
         if not self.fgsm_epsilons or any(not 0 <= e <= 1 for e in self.fgsm_epsilons):
             raise ConfigError(f"fgsm_epsilons={self.fgsm_epsilons}: give values in [0, 1], e.g. 0,0.05,0.1")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ConfigError(f"kernel={self.kernel}: use an odd size such as 3 or 5 (keeps 28x28 maps centred)")
         if self.train_eval_images < 0 or self.fgsm_images < 0:
             raise ConfigError("train_eval_images and fgsm_images must be 0 (all) or positive")
 
 
 def build_classifier(config: ClassifierConfig) -> nn.Module:
-    return ConvClassifier(width=config.width) if config.arch == "cnn" else DenseClassifier()
+    return ConvClassifier(width=config.width, kernel=config.kernel) if config.arch == "cnn" else DenseClassifier()
 
 
 def fgsm_direction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ add(Job("classify/dense", "classify", ClassifierTask,
         defaults={"arch": "dense", "epochs": 20},
         resources=Resources(gpus_per_node=1, cpus_per_task=4, mem_gb=8, timeout_min=30)))
 add(Job("classify/cnn", "classify", ClassifierTask,
-        description="Conv classifier (5x5 conv blocks), FGSM robustness; feature extractor for the metrics",
-        defaults={"arch": "cnn"},
+        description="Conv classifier (two 5x5 conv blocks, 32/64 filters), FGSM robustness; feature extractor "
+                    "for the metrics",
+        # Width 32 reaches the 92.5% target at a quarter of the write-up's cost (--set width=64 for its 64/128).
+        defaults={"arch": "cnn", "width": 32},
         resources=Resources(gpus_per_node=1, cpus_per_task=4, mem_gb=8, timeout_min=60)))

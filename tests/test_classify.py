@@ -73,9 +73,11 @@ def test_shift_and_flip_moves_a_pixel_at_most_two_places_or_mirrors_it():
     assert ((cols - 22).abs() <= 2).any() and ((cols - 5).abs() <= 2).any()
 
 
-def test_unknown_architecture_is_refused_by_name():
+def test_unknown_architecture_and_even_kernel_are_refused_by_name():
     with pytest.raises(ConfigError, match="arch='vgg'"):
         jobs.get("classify/cnn").make_config({"arch": "vgg"})
+    with pytest.raises(ConfigError, match="kernel=4"):
+        jobs.get("classify/cnn").make_config({"kernel": "4"})
 
 
 def test_classifier_learns_the_fake_data_and_saves_a_loadable_model(fake_fashion_dir, tmp_path):
@@ -94,10 +96,10 @@ def test_classifier_learns_the_fake_data_and_saves_a_loadable_model(fake_fashion
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
-def test_a_narrow_cnn_round_trips_through_save_and_load(tmp_path):
+def test_a_narrow_cnn_with_small_kernels_round_trips_through_save_and_load(tmp_path):
     from fashion.classifier_net import save_classifier
 
-    model = seeded_model(ConvClassifier, width=8)
+    model = seeded_model(ConvClassifier, width=8, kernel=3)
     save_classifier(tmp_path / "model.pt", model, "cnn", test_accuracy=0.5)
     loaded, info = load_classifier(tmp_path / "model.pt")
     x = torch.rand(3, 1, 28, 28)
