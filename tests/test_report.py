@@ -78,6 +78,8 @@ def partial_run(trained_cgan, tmp_path_factory):
     log.write_text("".join(f"log line {i}\n" for i in range(100)) + "RuntimeError: CUDA out of memory\n")
     artifacts.write_status(run / "gan/ebgan", "diverged", epoch=2, epochs=5, reason="non-finite D")
     artifacts.write_status(run / "gan/renamed", "completed", epoch=1, epochs=1)
+    (run / "gan/dragan").mkdir()
+    (run / "gan/dragan/status.json").write_text('{"state": "runn')  # cut short by a full disk
     code, printed = run_aggregate(run)
     return run, code, printed
 
@@ -113,6 +115,7 @@ def test_unfinished_and_unknown_jobs_are_listed_with_reasons_and_no_metrics(part
     rows = summary_rows(run)
     expected = {"gan/wgan": "running (epoch 2 of 5, step 3/10)", "gan/lsgan": "failed: RuntimeError: CUDA out of memory",
                 "gan/ebgan": "diverged at epoch 2 (non-finite D)", "gan/renamed": "not in the catalogue",
+                "gan/dragan": "status.json: corrupt JSON",
                 "classify/cnn": "generates no images"}
     for name, reason in expected.items():
         assert reason in rows[name]["note"], name

@@ -36,6 +36,8 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, tra
             row["note"] = str(why)
         except Exception as err:  # one unreadable job must not cost the whole report
             row["note"] = f"could not measure: {type(err).__name__}: {err}"
+        if job.errors:
+            row["note"] = "; ".join(job.errors + [row["note"]] if row.get("note") else job.errors)
         rows.append(row)
         sections.append(section(run_dir, job, row))
 

@@ -32,6 +32,8 @@ class JobFolder:
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     last_epoch: dict = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    "Files that exist but cannot be read (corrupt JSON)."
 
     @property
     def state(self) -> str:
@@ -55,13 +57,14 @@ def find_jobs(run_dir: Path, order: list[str] = ()) -> list[JobFolder]:
 
 
 def read_job(run_dir: Path, name: str) -> JobFolder:
+    """A job folder's status, config, metrics and last history row; unreadable files are noted, not fatal."""
     folder = run_dir / name
     job = JobFolder(name, folder)
     for attr, file in (("status", "status.json"), ("config", "config.json"), ("metrics", "metrics.json")):
         try:
             setattr(job, attr, artifacts.read_json(folder / file, {}) or {})
         except ValueError as err:  # corrupt JSON: show it, keep going
-            job.status.setdefault("read_errors", []).append(str(err))
+            job.errors.append(str(err))
     job.last_epoch = _last_row(folder / "history.csv") or dict(job.metrics.get("final", {}))
     return job
 

@@ -198,7 +198,9 @@ def _not_finished(job: JobFolder) -> str:
                 "measured once it completes")
     if job.state == "queued":
         return "queued: measured once it completes"
-    return "no status.json: never started, or its folder was copied without it"
+    if job.state == "unknown":
+        return "no status.json: never started, or its folder was copied without it"
+    return f"{job.state}: no final model to measure"
 
 
 def _sha256(path: Path) -> str:

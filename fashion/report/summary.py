@@ -104,7 +104,7 @@ def rich_table(run: str, rows: list[dict]):
     for c in shown:
         table.add_column(c.header, overflow="fold", max_width=48 if c.key == "note" else None,
                          justify="right" if c.fmt != "{}" else "left")
-    colours = {"completed": "green", "running": "cyan", "queued": "cyan", "reference": "magenta"}
+    colours = {"completed": "green", "running": "cyan", "queued": "cyan", "cancelled": "yellow", "reference": "magenta"}
     for row in rows:
         text = {k: escape(v) for k, v in cells(row).items()}
         state = text["state"]
