@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS_DIR = Path(__file__).resolve().parent / "clusters"
 SLURM_FILE = "slurm.json"
 SUBMITIT_DIR = ".submitit"
-REPORT_JOB = "report"
 
 # Profile keys and their types; slurm/clusters/example.toml documents each one.
 PROFILE_KEYS = {
@@ -387,7 +386,7 @@ def explain_rejection(message: str, request: Request, what: str) -> SlurmError:
     return SlurmError(f"sbatch rejects {what}: {reason}")
 
 
-def test_only(request: Request, job_name: str, array_size: int, what: str) -> None:
+def sbatch_test_only(request: Request, job_name: str, array_size: int, what: str) -> None:
     """Let ``sbatch --test-only`` judge the exact script submitit will submit; nothing is queued."""
     from submitit.slurm.slurm import _make_sbatch_string  # the script text submitit itself writes
 
@@ -446,21 +445,15 @@ def launch(selected_jobs, configs: dict, run_dir: Path, args, console) -> int:
 
     run_name = run_dir.name
     for request, members in groups.items():
-        test_only(request, f"fashion-{run_name}", len(members), describe(members))
+        sbatch_test_only(request, f"fashion-{run_name}", len(members), describe(members))
     report = None
     if not getattr(args, "no_aggregate", False):
         report, _ = cluster.fit(report_request(next(iter(groups)), profile))
-        test_only(report, f"fashion-{run_name}-report", 1, "the report job")
+        sbatch_test_only(report, f"fashion-{run_name}-report", 1, "the report job")
         check_report_options(profile.get("report", {}), profile_name)
     refuse_active(todo, run_dir)
 
-    created = not run_dir.exists()
-    try:
-        submission = submit(groups, report, configs, run_dir, profile_name, skipped, profile.get("report", {}))
-    except SlurmError:
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    submission = submit(groups, report, configs, run_dir, profile_name, skipped, profile.get("report", {}))
     print_submission(console, submission, run_dir)
     return 0
 
@@ -504,19 +497,27 @@ ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "CONFIGURING", "
                  "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "STOPPED"}
 
 
-def job_states(ids: list[str]) -> dict[str, str]:
-    """SLURM state of each job id ("45" or array task "45_3") from sacct; {} when sacct cannot tell."""
+def job_states(ids: list[str], problems: list[str] | None = None) -> dict[str, str]:
+    """SLURM state of each job id ("45" or array task "45_3") from sacct; {} when sacct cannot tell, with
+    the reason appended to ``problems``."""
     from submitit.slurm.slurm import SlurmInfoWatcher
 
-    if not ids or shutil.which("sacct") is None:
+    problems = [] if problems is None else problems
+    if not ids:
+        return {}
+    if shutil.which("sacct") is None:
+        problems.append("sacct is not installed here")
         return {}
     masters = sorted({i.split("_")[0] for i in ids})
     try:
         res = subprocess.run(["sacct", "-P", "-X", "-j", ",".join(masters), "-o", "JobID,State,Start,End,Elapsed"],
                              capture_output=True, text=True, timeout=30, check=False)
     except subprocess.TimeoutExpired:
+        problems.append("sacct got no answer in 30 s")
         return {}
     if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["no message"])[-1]
+        problems.append(f"{last} (SLURM_CONF={os.environ.get('SLURM_CONF', 'unset')})")
         return {}
     info = SlurmInfoWatcher().read_info(res.stdout)
     return {i: info[i]["State"].split()[0] for i in ids if i in info}
@@ -541,6 +542,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
     from jobs.runner import AggregateJob, TrainJob
 
     run_dir = run_dir.resolve()
+    created = not run_dir.exists()
     folder = run_dir / SUBMITIT_DIR / "%j"
     job_name = f"fashion-{run_dir.name}"
     handles: dict[str, object] = {}
@@ -584,6 +586,8 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
                                 "log_out": str(handle.paths.stdout), "log_err": str(handle.paths.stderr)}
     except BaseException:
         cancel(submitted_ids)
+        if created:  # a refused submission leaves no half-made run behind (submitit wrote its scripts there)
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
     now = time.time()
@@ -614,17 +618,19 @@ def print_submission(console, record: dict, run_dir: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"run {run_dir.name}: submitted to SLURM")
-    for col in ("SLURM id", "jobs", "partition", "GPUs x nodes", "CPUs/task", "mem", "time"):
-        table.add_column(col)
+    table.add_column("SLURM id", no_wrap=True)
+    table.add_column("jobs")
+    table.add_column("each asks for")
     for group in record["groups"]:
-        r, shown = group["request"], _names(list(group["jobs"]))
+        r = group["request"]
         kind = f"{group['slurm_id']} (array)" if group["array"] else group["slurm_id"]
-        table.add_row(kind, shown, str(r.get("partition", "")), f"{r['gpus_per_node']}x{r['nodes']}",
-                      str(r["cpus_per_task"]), str(r.get("mem", "")), f"{r['time']} min")
+        mem = f", {r['mem']}" if r.get("mem") else ""
+        table.add_row(kind, _names(list(group["jobs"])), f"{r.get('partition')}: {r['gpus_per_node']} GPU x "
+                      f"{r['nodes']} node, {r['cpus_per_task']} CPU/task{mem}, {r['time']} min")
     if record["report"]:
         r = record["report"]
-        table.add_row(r["slurm_id"], "report (afterany: all of the above)", r["partition"], "0x1",
-                      str(r["cpus_per_task"]), "", f"{r['time']} min")
+        table.add_row(r["slurm_id"], "the report, after all of them",
+                      f"{r['partition']}: no GPU, {r['cpus_per_task']} CPU, {r['time']} min")
     console.print(table)
     console.print(f"follow it: python launch.py --status {run_dir.name}    "
                   f"cancel it: python launch.py --cancel {run_dir.name}", highlight=False)

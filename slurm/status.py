@@ -83,9 +83,11 @@ def show_status(run_dir: Path) -> int:
     statuses = {name: artifacts.read_status(folder) for name, folder in folders.items()}
     ids = {name: str(s["slurm_job_id"]) for name, s in statuses.items() if s.get("slurm_job_id")}
     report = subs[-1].get("report") if subs else None
-    states = job_states(list(ids.values()) + ([report["slurm_id"]] if report else []))
-    if (ids or report) and not states:
-        console.print("[yellow]sacct gave no answer: SLURM states unknown, showing what the job folders say[/]")
+    problems: list[str] = []
+    states = job_states(list(ids.values()) + ([report["slurm_id"]] if report else []), problems)
+    for problem in problems:
+        console.print(f"[yellow]SLURM states unknown, showing what the job folders say: {problem}[/]",
+                      highlight=False)
 
     table = Table(title=f"run {run_dir.name}")
     for col in ("job", "SLURM", "state", "epoch", "s/epoch"):
@@ -100,12 +102,17 @@ def show_status(run_dir: Path) -> int:
         # A job SLURM killed (memory, node failure) never got to write its own failure.
         if slurm_state in FAILED_STATES and state in ("queued", "running"):
             state = "failed"
+        elif slurm_state == "CANCELLED" and state in ("queued", "running"):
+            state = "cancelled"
         row = last_history_row(folder)
         epochs = status.get("epochs") or (status.get("config") or {}).get("epochs")
         done = status.get("epoch", row.get("epoch", 0) if row else 0)
         colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow"}.get(state, "red")
         speed = status.get("seconds_per_epoch")
-        table.add_row(name, f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]", f"{done}/{epochs or '?'}",
+        progress = f"{done}/{epochs or '?'}"
+        if state == "running" and status.get("step") and status.get("steps"):
+            progress += f" (step {status['step']}/{status['steps']})"
+        table.add_row(name, f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]", progress,
                       f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
         if state in ("failed", "diverged") or slurm_state in FAILED_STATES:
             failures.append((name, status, slurm_state))
@@ -138,10 +145,10 @@ def cancel_run(run_dir: Path) -> int:
         return 2
     jobs = {name: job_id for sub in subs for group in sub["groups"] for name, job_id in group["jobs"].items()}
     reports = [sub["report"]["slurm_id"] for sub in subs if sub.get("report")]
-    states = job_states(list(jobs.values()) + reports)
-    if not states:
-        console.print("[red]error:[/] sacct gave no answer, so which jobs are active is unknown; "
-                      "is SLURM_CONF set and the cluster up?", highlight=False)
+    problems: list[str] = []
+    states = job_states(list(jobs.values()) + reports, problems)
+    if problems:
+        console.print(f"[red]error:[/] which jobs are still active is unknown: {problems[0]}", highlight=False)
         return 2
     active = [i for i in [*jobs.values(), *reports] if states.get(i) in ACTIVE_STATES]
     if not active:

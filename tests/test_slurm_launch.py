@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from slurm import executor
-from slurm.executor import Cluster, Node, Partition, Request, SlurmError
+from slurm.executor import Cluster, Node, Partition, SlurmError
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
