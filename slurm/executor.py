@@ -523,9 +523,16 @@ def job_states(ids: list[str], problems: list[str] | None = None) -> dict[str, s
     return {i: info[i]["State"].split()[0] for i in ids if i in info}
 
 
+def latest_ids(run_dir: Path) -> dict[str, str]:
+    """Each job's SLURM id ("123_4" for array task 4) in its latest submission recorded in slurm.json."""
+    subs = (artifacts.read_json(Path(run_dir) / SLURM_FILE, {}) or {}).get("submissions", [])
+    return {name: job_id for sub in subs for group in sub["groups"] for name, job_id in group["jobs"].items()}
+
+
 def refuse_active(todo: list, run_dir: Path) -> None:
     """Two SLURM jobs training into one folder would corrupt it: refuse jobs still queued or running."""
-    ids = {job.name: str(artifacts.read_status(run_dir / job.name).get("slurm_job_id", "")) for job in todo}
+    recorded = latest_ids(run_dir)
+    ids = {job.name: recorded.get(job.name, "") for job in todo}
     states = job_states([i for i in ids.values() if i])
     active = [f"{name} (SLURM job {i}, {states[i]})" for name, i in ids.items() if states.get(i) in ACTIVE_STATES]
     if active:
@@ -595,7 +602,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
         # Replaced, not merged: a re-launched job must not carry the traceback of its last failure.
         artifacts.write_json(run_dir / name / artifacts.STATUS_FILE, {
             "state": "queued", "job": name, "epoch": 0, "epochs": configs[name].epochs,
-            "slurm_job_id": handle.job_id, "log_out": str(handle.paths.stdout),
+            "slurm_id": handle.job_id, "log_out": str(handle.paths.stdout),
             "log_err": str(handle.paths.stderr), "submitted": now, "updated": now})
     history = artifacts.read_json(run_dir / SLURM_FILE, {}) or {}
     history.setdefault("submissions", []).append(record)

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fashion import artifacts
-from slurm.executor import ACTIVE_STATES, SLURM_FILE, job_states
+from slurm.executor import ACTIVE_STATES, SLURM_FILE, job_states, latest_ids
 
 # A pipe or a log file has no width: give tables room instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
@@ -81,7 +81,7 @@ def show_status(run_dir: Path) -> int:
     folders = job_folders(run_dir)
     subs = submissions(run_dir)
     statuses = {name: artifacts.read_status(folder) for name, folder in folders.items()}
-    ids = {name: str(s["slurm_job_id"]) for name, s in statuses.items() if s.get("slurm_job_id")}
+    ids = {name: job_id for name, job_id in latest_ids(run_dir).items() if name in statuses}
     report = subs[-1].get("report") if subs else None
     problems: list[str] = []
     states = job_states(list(ids.values()) + ([report["slurm_id"]] if report else []), problems)
@@ -171,7 +171,7 @@ def cancel_run(run_dir: Path) -> int:
         if job_id in active:
             folder = run_dir / name
             status = artifacts.read_status(folder)
-            if str(status.get("slurm_job_id")) == job_id and status.get("state") in ("queued", "running"):
+            if str(status.get("slurm_id")) == job_id and status.get("state") in ("queued", "running"):
                 artifacts.write_status(folder, "cancelled", cancelled=time.time())
             table.add_row(name, job_id, states[job_id])
     for job_id in reports:

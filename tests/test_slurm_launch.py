@@ -260,7 +260,7 @@ def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
     for name, job_id in names.items():
         assert rows[job_id]["State"] == "COMPLETED", (name, rows[job_id])
         status = json.loads((run_dir / name / "status.json").read_text())
-        assert status["state"] == "completed" and status["slurm_job_id"] == job_id
+        assert status["state"] == "completed" and status["slurm_id"] == job_id
 
     status = run_launcher("--status", "all", "--outputs", str(run.outputs))
     assert status.returncode == 0 and status.stdout.count("COMPLETED") >= len(names), status.stdout
