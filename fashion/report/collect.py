@@ -90,10 +90,17 @@ def final_terms(job: JobFolder) -> dict[str, float]:
     return {k: v for k, v in sorted(job.last_epoch.items()) if k not in NOT_LOSSES and "." not in k}
 
 
+def is_evaluation(term: str) -> bool:
+    """Logged numbers measured on held-out or whole splits (``test_psnr``), as opposed to training losses."""
+    return term.startswith(("test_", "train_"))
+
+
 def own_metrics(job: JobFolder) -> dict[str, float]:
-    """Numbers a task reported itself in metrics.json (test accuracy, PSNR...), beside the loop's keys."""
-    return {k: v for k, v in sorted(job.metrics.items())
-            if k not in LOOP_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """Numbers a task reported itself in metrics.json (test accuracy, PSNR...), beside the loop's keys;
+    else the last epoch's test numbers."""
+    own = {k: v for k, v in sorted(job.metrics.items())
+           if k not in LOOP_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return own or {k: v for k, v in final_terms(job).items() if k.startswith("test_")}
 
 
 def progress(job: JobFolder) -> tuple[int | None, int | None]:

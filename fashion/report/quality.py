@@ -146,7 +146,7 @@ class Quality:
         if entry is None:
             raise Unmeasured("not in the catalogue, so its model cannot be rebuilt")
         if entry.task.metric_samples is Task.metric_samples:
-            raise Unmeasured("generates no images to compare with the test set")
+            raise Unmeasured("generates no images to compare with the test set (see its own metrics)")
         if job.state != "completed":
             raise Unmeasured(_not_finished(job))
         if self.problem:
