@@ -8,11 +8,12 @@ from torch.distributions import Normal, kl_divergence
 
 import jobs
 from conftest import tiny
+from fashion.checkpoint import load_checkpoint
 from fashion.classifier_net import DenseClassifier, save_classifier
 from fashion.data import CLASSES, load_fashion
 from fashion.training import ConfigError, Noise, fit, make_accelerator
 from fashion.vae import VAE, ConditionalVAE, VAEConfig, gaussian_kl, reconstruction_loss
-from fashion.vae.analysis import interpolate, manifold_latents, parse_pair
+from fashion.vae.analysis import first_of_each_class, interpolate, manifold_latents, parse_pair
 
 
 def small(job, **changes):
@@ -125,15 +126,17 @@ def test_a_2d_job_writes_its_pictures_and_the_test_elbo_each_epoch(fake_fashion_
     assert {"loss", "recon", "kl", "test_loss", "test_recon", "test_kl", "test_neg_elbo"} <= set(header)
 
 
-def test_reconstructions_over_epochs_survive_a_resume(fake_fashion_dir, tmp_path):
+def test_a_resumed_run_equals_an_uninterrupted_one_reconstruction_rows_included(fake_fashion_dir, tmp_path):
     job = jobs.get("vae/mlp")
-    fit(job.task, small(job, epochs=1), tmp_path, job.name)
-    fit(job.task, small(job, epochs=2), tmp_path, job.name)
-    task = build("vae/mlp")
-    from fashion.checkpoint import load_checkpoint
-
-    task.load_state_dict(load_checkpoint(tmp_path)["task"])
-    assert len(task.recon_rows) == 2 and task.recon_rows[0].shape == (10, 1, 28, 28)
+    fit(job.task, small(job, epochs=2), tmp_path / "straight", job.name)
+    fit(job.task, small(job, epochs=1), tmp_path / "resumed", job.name)
+    fit(job.task, small(job, epochs=2), tmp_path / "resumed", job.name)
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
+    for key, tensor in a["nets"]["vae"].items():
+        assert torch.equal(tensor, b["nets"]["vae"][key]), key
+    rows_a, rows_b = a["task"]["recon_rows"], b["task"]["recon_rows"]
+    assert len(rows_b) == 2 and rows_b[0].shape == (10, 1, 28, 28)
+    assert all(torch.equal(x, y) for x, y in zip(rows_a, rows_b))
 
 
 # -- conditioning ------------------------------------------------------------------------------------
@@ -199,6 +202,11 @@ def test_pair_specs_name_classes_or_test_images_and_reject_the_rest():
         parse_pair("0:9", ("zero",), classes)
     with pytest.raises(ConfigError, match="neither"):
         parse_pair("0:Hat", ("zero",), classes)
+
+
+def test_shown_test_images_are_the_first_of_each_class_topped_up_in_order():
+    assert first_of_each_class(torch.tensor([3, 1, 1, 0, 3]), 4) == [3, 1, 0, 2]
+    assert first_of_each_class(torch.tensor([2, 0, 1]), 2) == [1, 2]
 
 
 def test_manifold_grid_covers_the_prior_quantiles_with_positive_z2_on_top():

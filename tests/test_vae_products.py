@@ -9,7 +9,7 @@ from PIL import Image
 import jobs
 from conftest import tiny
 from fashion.data import DataError
-from fashion.training import fit
+from fashion.training import Task, fit
 from fashion.vae.products import GENDERS, load_products
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
@@ -92,6 +92,11 @@ def test_without_a_product_folder_the_job_is_skipped_with_the_reason(tmp_path, p
     assert job.unavailable(job.make_config({"data_dir": str(product_dir)})) is None
     with pytest.raises(DataError, match="data_dir"):
         load_products(job.make_config())
+
+
+def test_product_photos_are_not_offered_to_the_greyscale_quality_metrics():
+    # The report skips a task whose metric_samples is the base one, without loading its data.
+    assert jobs.get("vae/product-cond").task.metric_samples is Task.metric_samples
 
 
 def test_product_job_trains_and_draws_one_row_per_subcategory(product_dir, tmp_path):

@@ -29,10 +29,7 @@ def eval_mode(module: nn.Module):
 # -- choosing test images --------------------------------------------------------------------------
 def first_of_each_class(classes: torch.Tensor, count: int) -> list[int]:
     """Indices of the first test image of each class (in class order), topped up with the next images."""
-    chosen = []
-    for c in torch.unique(classes).tolist():
-        chosen.append(int((classes == c).nonzero()[0]))
-    chosen = sorted(chosen, key=lambda i: int(classes[i]))[:count]
+    chosen = [int((classes == c).nonzero()[0]) for c in torch.unique(classes).tolist()][:count]
     for i in range(len(classes)):
         if len(chosen) >= count:
             break
@@ -161,7 +158,7 @@ def save_latent_scatter(means: torch.Tensor, classes: torch.Tensor, names, path,
     """The test set's 2-D posterior means, coloured by class."""
     plt = _plt()
     means, classes = means.float().numpy(), classes.numpy()
-    lim = max(3.0, float(np.quantile(np.abs(means), 0.995)) * 1.05)
+    lim = max(3.0, float(np.abs(means).max()) * 1.05)  # every point shown, the prior's +-3 at least
     fig, ax = plt.subplots(figsize=(7.5, 6))
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     for c, name in enumerate(names):
@@ -213,8 +210,10 @@ def save_elbo_curves(history: list[dict], path) -> None:
                 ax.plot(x, y, style, ms=3, label="train" if not prefix else "test")
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
     fig.suptitle("per-image nats; loss = recon + beta * KL")
     fig.tight_layout()
     artifacts.save_figure(fig, path)

@@ -35,8 +35,9 @@ class ConditionalVAEConfig(VAEConfig):
 
 
 class ConditionalVAE(VAETask):
+    """A VAE whose encoder and decoder also see the class vector; samples are asked for by class."""
+
     config_class = ConditionalVAEConfig
-    conditional = True
     condition_dim = NUM_CLASSES
     artifacts = VAETask.artifacts + ("class_grid.png",)
 

@@ -26,6 +26,7 @@ RECON_LOSSES = ("bce", "mse")
 # RMSprop with Keras' rho=0.9 as the write-ups used: torch's default 0.99 takes ~10x-lr first steps.
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": functools.partial(torch.optim.RMSprop, alpha=0.9)}
 GRID = 10  # columns of every picture grid; also the number of reconstructed test images
+MANIFOLD_SIDE = 20  # the 2-D manifold figure decodes a 20 x 20 grid of z
 EVAL_BATCH = 1000
 
 
@@ -126,7 +127,6 @@ class VAETask(Task):
     """Trains one VAE and draws reconstructions, prior samples, interpolations and latent arithmetic."""
 
     config_class = VAEConfig
-    conditional = False
     artifacts = ("samples.gif", "samples/epoch_001.png", "recon/epoch_001.png", "recon_over_epochs.png",
                  "elbo.png", "interpolation.png", "arithmetic.png")
 
@@ -249,21 +249,22 @@ class VAETask(Task):
         if self.config.latent_dim == 2:
             analysis.save_latent_scatter(means.cpu(), self.test_classes.cpu(), self.class_names,
                                          out / f"latent/epoch_{epoch:03d}.png", title=f"test set, epoch {epoch}")
-            side = 20
-            grid = analysis.manifold_latents(side).to(self.device)
+            grid = analysis.manifold_latents(MANIFOLD_SIDE).to(self.device)
             analysis.save_manifold(self.decode01(grid, self.manifold_condition(len(grid))),
-                                   out / "manifold.png", side)
+                                   out / "manifold.png", MANIFOLD_SIDE)
         return numbers
 
     def manifold_condition(self, n: int) -> torch.Tensor | None:
+        """The condition decoded with the 2-D manifold's latents (conditional VAEs: the first grid row's)."""
         return None
 
     def finish(self, out):
         numbers, means = self.evaluate()
         analysis.save_elbo_curves(_read_history(out / "history.csv"), out / "elbo.png")
         if self.pairs:
-            analysis.save_rows(self.interpolation_rows(means), [label or f"{a.name} -> {b.name}" for a, b, label in self.pairs],
-                               out / "interpolation.png", title="latent interpolation (originals at both ends)")
+            labels = [label or f"{a.name} -> {b.name}" for a, b, label in self.pairs]
+            analysis.save_rows(self.interpolation_rows(means), labels, out / "interpolation.png",
+                               title="latent interpolation (originals at both ends)")
         if self.directions:
             analysis.save_arithmetic(self.arithmetic_panels(means), out / "arithmetic.png")
         if self.config.latent_dim == 2:
