@@ -498,13 +498,40 @@ ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "CONFIGURING", "
 
 
 def job_states(ids: list[str], problems: list[str] | None = None) -> dict[str, str]:
-    """SLURM state of each job id ("45" or array task "45_3") from sacct; {} when sacct cannot tell, with
-    the reason appended to ``problems``."""
-    from submitit.slurm.slurm import SlurmInfoWatcher
+    """SLURM state of each job id ("45" or array task "45_3"): squeue for jobs still in the queue, sacct for
+    the ones that left it; ids neither knows are left out, with the reason appended to ``problems``.
 
+    squeue comes first because the accounting database learns of a job late: a pending job (a held one, or
+    one waiting for its --begin time) can be missing from sacct for a long time.
+    """
     problems = [] if problems is None else problems
     if not ids:
         return {}
+    states = queued_states(ids)
+    rest = [i for i in ids if i not in states]
+    return {**states, **accounted_states(rest, problems)} if rest else states
+
+
+def queued_states(ids: list[str]) -> dict[str, str]:
+    """State of those ``ids`` that are in slurmctld's queue now (one line per array task); {} without squeue."""
+    if shutil.which("squeue") is None:
+        return {}
+    try:  # every job of this user, not -j: squeue fails outright when one id has left the queue
+        res = subprocess.run(["squeue", "--me", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True,
+                             timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        return {}
+    if res.returncode != 0:
+        return {}
+    wanted = set(ids)
+    rows = (line.split("|", 1) for line in res.stdout.splitlines() if "|" in line)
+    return {job_id: state.strip() for job_id, state in rows if job_id in wanted}
+
+
+def accounted_states(ids: list[str], problems: list[str]) -> dict[str, str]:
+    """State of each id from the accounting database (sacct), which also knows the jobs that ended."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
     if shutil.which("sacct") is None:
         problems.append("sacct is not installed here")
         return {}
