@@ -51,7 +51,9 @@ def _executor(tmp_path, **params):
 
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit")
     assert executor.cluster == "slurm"
-    executor.update_parameters(timeout_min=2, **params)
+    # SLURM sends the pre-timeout signal (USR2) up to a minute earlier than asked; with a 2-minute limit
+    # and submitit's default 90 s warning, a job on a busy machine got it before it finished.
+    executor.update_parameters(timeout_min=5, slurm_signal_delay_s=15, **params)
     return executor
 
 
