@@ -190,7 +190,8 @@ def git_sha() -> str:
 
 def _environment(acc) -> dict:
     env = {"world_size": acc.num_processes, "device": str(acc.device.type), "precision": acc.mixed_precision,
-           "host": socket.gethostname(), "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
+           "threads": torch.get_num_threads(), "host": socket.gethostname(),
+           "slurm_job_id": os.environ.get("SLURM_JOB_ID", "")}
     if acc.device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(acc.device)
     return env

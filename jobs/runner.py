@@ -24,6 +24,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         import jobs
 
         distributed = _export_torch_distributed()
+        _use_allocated_cpus()
         job = jobs.get(self.job_name)
         config = job.make_config(self.config)
         try:
@@ -63,6 +64,16 @@ def _export_torch_distributed() -> bool:
     # Keep every GPU visible: accelerate selects cuda:LOCAL_RANK itself.
     submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     return True
+
+
+def _use_allocated_cpus() -> None:
+    """One intra-op thread per CPU SLURM gave this task. Without it torch starts a thread per core of the
+    node, and several jobs (or DDP ranks) sharing a node oversubscribe it many times over."""
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if cpus.isdigit() and int(cpus) > 0:
+        import torch
+
+        torch.set_num_threads(int(cpus))
 
 
 def job_dir(outputs, run: str, job_name: str) -> Path:

@@ -283,6 +283,7 @@ def test_two_gpus_train_one_job_as_two_ddp_processes(run):
     assert wait_until_ended([job_id], timeout=600)[job_id]["State"] == "COMPLETED"
     config = json.loads((run.outputs / "ddp" / "gan/gan" / "config.json").read_text())
     assert config["world_size"] == 2 and config["slurm_job_id"] == job_id
+    assert config["threads"] == 1  # the test profile's cpus_per_task, not every core of the node
 
 
 def nets(run_dir: Path) -> dict:
