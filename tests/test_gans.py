@@ -73,6 +73,16 @@ def test_pull_away_separates_identical_from_orthogonal_codes():
     assert pull_away(torch.eye(4)).item() == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("name", ["ebgan", "began"])
+def test_autoencoder_d_reconstructs_a_batch_of_identical_fakes_according_to_the_image(name, fake_fashion_dir):
+    # A collapsed generator's batch must still get an image-dependent energy, or G has no gradient to escape.
+    task, _ = build(name)
+    shirt, boot = torch.full((8, 1, 28, 28), -0.5), torch.full((8, 1, 28, 28), 0.5)
+    with torch.no_grad():
+        recon_shirt, recon_boot = task.D(shirt)[0], task.D(boot)[0]
+    assert not torch.allclose(recon_shirt, recon_boot, atol=1e-4)
+
+
 def test_began_k_moves_toward_equilibrium_and_stays_in_unit_interval(fake_fashion_dir):
     task, data = build("began", lambda_k=0.5)
     ks = []

@@ -29,7 +29,7 @@ class BEGAN(GAN):
         self.k = torch.zeros((), device=self.device)  # stays on device: no host sync per step
 
     def build_discriminator(self):
-        return AutoencoderDiscriminator(decoder_norm=False)
+        return AutoencoderDiscriminator()
 
     def reconstruction_loss(self, x):
         return (self.D(x)[0] - x).abs().mean()

@@ -64,15 +64,18 @@ class Discriminator(nn.Module):
 
 
 class AutoencoderDiscriminator(nn.Module):
-    """EBGAN/BEGAN D: conv 64 -> 32-d code -> FC -> deconv; returns (reconstruction, code)."""
+    """EBGAN/BEGAN D: conv 64 -> 32-d code -> FC -> deconv; returns (reconstruction, code).
 
-    def __init__(self, channels: int = 1, code_dim: int = 32, decoder_norm: bool = True):
+    No BatchNorm between code and decoder (the reference's EBGAN has one): fed a batch of near-identical
+    fakes, it gives one constant reconstruction whatever the image, and G gets no gradient (ebgan.py).
+    """
+
+    def __init__(self, channels: int = 1, code_dim: int = 32):
         super().__init__()
         hidden = 64 * (IMAGE // 2) ** 2
         self.encode = nn.Sequential(nn.Conv2d(channels, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(),
                                     nn.Linear(hidden, code_dim))
-        self.expand = (nn.Sequential(nn.Linear(code_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU())
-                       if decoder_norm else nn.Linear(code_dim, hidden))
+        self.expand = nn.Linear(code_dim, hidden)
         self.decode = nn.ConvTranspose2d(64, channels, 4, 2, 1)
         init_weights(self)
 
