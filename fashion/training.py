@@ -8,6 +8,7 @@ resume, history, loss plots and the GIF.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import socket
@@ -25,6 +26,8 @@ from fashion.checkpoint import load_checkpoint, save_checkpoint
 from fashion.data import Dataset, epoch_batches, load_fashion
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_SEED = 777
 
 
 class ConfigError(ValueError):
@@ -55,14 +58,20 @@ class TrainConfig:
     "Let torchvision download Fashion-MNIST when it is found nowhere."
     cpu: bool = False
     "Train on the CPU even when a GPU is present."
+    snapshot_every: int = 5
+    "Every N epochs and at the last, keep generated samples for the report's FID-over-epochs curve (0: off)."
+    snapshot_samples: int = 2000
+    "Images per snapshot (uint8, 0.8 KB each)."
 
     def validate(self) -> None:
+        if self.snapshot_samples < 2:
+            raise ConfigError(f"snapshot_samples={self.snapshot_samples}: FID needs at least 2 (2000 is plenty)")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be at least 1")
-        for name in ("limit_batches", "train_subset", "test_subset"):
+        for name in ("limit_batches", "train_subset", "test_subset", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be 0 (off) or positive")
 
@@ -273,6 +282,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
         diverged = [k for k, v in epoch_row.items() if isinstance(v, float) and not math.isfinite(v)]
         if main and not diverged:
             epoch_row.update(task.end_epoch(epoch + 1, job_dir))
+            save_snapshot(task, config, job_dir, epoch + 1)
         step_rows += new_steps
         epoch_rows.append(epoch_row)
         if main:
@@ -312,6 +322,22 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
             artifacts.write_status(job_dir, "completed", epoch=len(epoch_rows), finished=time.time())
     acc.wait_for_everyone()
     return metrics
+
+
+def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
+    """Every ``snapshot_every`` epochs and at the last: ``snapshots/epoch_NNN.pt``, samples of the model as it
+    is now (uint8), which the report turns into FID over epochs. Its own fixed noise: training is untouched."""
+    every = config.snapshot_every
+    if not every or (epoch % every and epoch != config.epochs):
+        return None
+    with torch.no_grad():
+        drawn = task.metric_samples(config.snapshot_samples, Noise(task.device, config.seed + SNAPSHOT_SEED))
+    if drawn is None:
+        return None
+    images = drawn[0].clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+    buf = io.BytesIO()
+    torch.save({"epoch": epoch, "images": images}, buf)
+    return artifacts.write_bytes(job_dir / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt", buf.getvalue())
 
 
 def restore_task(task_class: type[Task], config: TrainConfig, job_dir, device: str = "cpu",

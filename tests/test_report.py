@@ -137,6 +137,16 @@ def test_the_terminal_table_names_every_job(partial_run):
     assert "index.html" in printed
 
 
+def test_each_training_snapshot_is_a_point_of_the_fid_curve(partial_run):
+    run, _, _ = partial_run
+    curves = json.loads((run / "report/summary.json").read_text())["fid_over_epochs"]
+    assert list(curves) == ["gan/cgan"]  # the only finished generator that kept snapshots
+    (epoch, fid), = curves["gan/cgan"]
+    assert epoch == 1 and fid > summary_rows(run)["real: train vs test"]["fid"]
+    assert (run / "report/fid_curves.png").stat().st_size > 0
+    assert 'src="fid_curves.png"' in (run / "report/index.html").read_text()
+
+
 def test_the_summary_files_hold_the_same_rows(partial_run):
     run, _, _ = partial_run
     names = list(summary_rows(run))
@@ -154,6 +164,7 @@ def test_aggregating_again_writes_identical_files_from_the_cache(partial_run, mo
         raise AssertionError("metrics recomputed although nothing changed")
 
     monkeypatch.setattr(quality_module.metrics, "compare", must_not_run)
+    monkeypatch.setattr(quality_module.metrics, "fid", must_not_run)
     code, _ = run_aggregate(run)
     assert code == 0
     assert {name: (run / "report" / name).read_bytes() for name in SUMMARIES} == before

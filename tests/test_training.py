@@ -52,6 +52,30 @@ def test_resume_after_interrupt_equals_uninterrupted_run(name, fake_fashion_dir,
     assert strip(a["history"]) == strip(b["history"]) and a["steps"] == b["steps"]
 
 
+def test_snapshots_keep_uint8_samples_every_n_epochs_and_at_the_last(fake_fashion_dir, tmp_path):
+    fit(REGISTRY["cgan"], gan_config("cgan", epochs=3, snapshot_every=2, snapshot_samples=20), tmp_path, "gan/cgan")
+    kept = sorted(p.name for p in (tmp_path / "snapshots").iterdir())
+    assert kept == ["epoch_002.pt", "epoch_003.pt"]
+    snapshot = torch.load(tmp_path / "snapshots/epoch_003.pt", weights_only=True)
+    assert snapshot["epoch"] == 3 and snapshot["images"].dtype == torch.uint8
+    assert snapshot["images"].shape == (20, 1, 28, 28) and snapshot["images"].max() > 0
+
+
+def test_snapshots_leave_training_untouched(fake_fashion_dir, tmp_path):
+    fit(REGISTRY["cgan"], gan_config("cgan", snapshot_every=1), tmp_path / "with", "gan/cgan")
+    fit(REGISTRY["cgan"], gan_config("cgan", snapshot_every=0), tmp_path / "without", "gan/cgan")
+    assert not (tmp_path / "without/snapshots").exists()
+    a, b = load_checkpoint(tmp_path / "with"), load_checkpoint(tmp_path / "without")
+    for net in a["nets"]:
+        assert all(torch.equal(t, b["nets"][net][k]) for k, t in a["nets"][net].items()), net
+
+
+def test_a_job_that_generates_nothing_keeps_no_snapshots(fake_fashion_dir, tmp_path):
+    job = jobs.get("classify/dense")
+    fit(job.task, tiny(job.make_config(), snapshot_every=1), tmp_path, job.name)
+    assert (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "snapshots").exists()
+
+
 def test_every_artifact_is_written(fake_fashion_dir, tmp_path):
     fit(REGISTRY["infogan"], gan_config("infogan"), tmp_path, "gan/infogan")
     for name in ("config.json", "status.json", "history.csv", "losses.csv", "losses.png", "metrics.json",

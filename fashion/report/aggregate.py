@@ -27,7 +27,7 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, tra
         return 1
     quality = Quality(run_dir, found, n_samples, seed, train_classifier, classifier_budget, console)
 
-    rows, sections = [], []
+    rows, sections, curves = [], [], {}
     for job in found:
         row = job_row(job)
         try:
@@ -36,6 +36,11 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, tra
             row["note"] = str(why)
         except Exception as err:  # one unreadable job must not cost the whole report
             row["note"] = f"could not measure: {type(err).__name__}: {err}"
+        try:
+            if points := quality.fid_curve(job):
+                curves[job.name] = points
+        except Exception as err:
+            row["note"] = "; ".join(filter(None, [row.get("note"), f"no FID curve: {type(err).__name__}: {err}"]))
         if job.errors:
             row["note"] = "; ".join(job.errors + [row["note"]] if row.get("note") else job.errors)
         rows.append(row)
@@ -55,8 +60,11 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, tra
     rows = references + rows
 
     report_dir = run_dir / REPORT_DIR
+    fid_plot = plot_fid_curves(curves, report_dir / "fid_curves.png") if curves else None
+    if curves:  # summary.json only: the markdown header shows text lines
+        header["fid_over_epochs"] = {name: [[p["epoch"], p["fid"]] for p in points] for name, points in curves.items()}
     summary.write_summaries(report_dir, run_dir.name, header, rows)
-    index = page.render(report_dir, run_dir.name, header, rows, sections)
+    index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot)
     console.print(summary.rich_table(run_dir.name, rows))
     console.print(f"feature classifier: {header['feature classifier']}", highlight=False, markup=False)
     console.print(f"report: {index}  (also summary.md, summary.csv, summary.json)", highlight=False)
@@ -89,3 +97,26 @@ def section(run_dir: Path, job: JobFolder, row: dict) -> dict:
             "pictures": collect.pictures(job), "samples": collect.final_samples(job),
             "caption": f"FID {fid:.2f}" if fid is not None else row.get("note", job.state),
             "log": collect.log_tail(run_dir, job) if job.state in ("failed", "diverged", "unknown") else None}
+
+
+def plot_fid_curves(curves: dict[str, list[dict]], path: Path) -> Path:
+    """Every model's FID over training epochs on one log-scale plot (from the jobs' snapshots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fashion import artifacts
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    markers = "os^vD<>pP*Xh"
+    for i, (name, points) in enumerate(curves.items()):
+        ax.plot([p["epoch"] for p in points], [p["fid"] for p in points], marker=markers[i % len(markers)],
+                ms=4, lw=1.4, label=name)
+    samples = sorted({p["samples"] for points in curves.values() for p in points})
+    ax.set(xlabel="epoch", ylabel=f"FID ({'/'.join(map(str, samples))} samples vs the test set)", yscale="log",
+           title="Sample quality over training (lower is better)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2 if len(curves) > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return artifacts.save_figure(fig, path)

@@ -19,7 +19,7 @@ LOG_LINES = 40
 NOT_LOSSES = {"epoch", "iteration", "seconds", "images_per_s"}
 # metrics.json keys written by the training loop (or by the report); anything else numeric is the task's own.
 LOOP_KEYS = {"job", "state", "epochs", "seconds_per_epoch", "images_per_s", "final", "world_size", "device",
-             "precision", "threads", "host", "slurm_job_id", "gpu", "quality"}
+             "precision", "threads", "host", "slurm_job_id", "gpu", "quality", "fid_curve"}
 
 
 @dataclass

@@ -14,9 +14,10 @@ from fashion.report.summary import COLUMNS, cells
 TEMPLATE = "index.html.j2"
 
 
-def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections: list[dict]) -> Path:
+def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections: list[dict],
+           fid_curves: Path | None = None) -> Path:
     """Write index.html. ``sections``: per job, {"job", "state", "note", "pictures": [Path], "samples": Path,
-    "log": text or None}."""
+    "log": text or None}; ``fid_curves``: the FID-over-epochs plot, if any job kept snapshots."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -34,5 +35,6 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
         sections=[{**s, "pictures": [(link(p), p.relative_to(s["path"]).as_posix()) for p in s["pictures"]]}
                   for s in sections],
         problems=[s for s in sections if s.get("log")],
+        fid_curves=link(fid_curves) if fid_curves else None,
     )
     return artifacts.write_text(report_dir / "index.html", html)

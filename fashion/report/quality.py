@@ -18,7 +18,7 @@ from fashion import artifacts, metrics
 from fashion.classifier_net import CLASSIFIER_JOB, MODEL_FILE, load_classifier
 from fashion.data import find_data_dir, load_fashion, to_unit_range
 from fashion.report.collect import REPORT_DIR, JobFolder
-from fashion.training import Noise, Task, fit, restore_task
+from fashion.training import SNAPSHOT_DIR, Noise, Task, fit, restore_task
 
 VERSION = 1  # bump when a metric's definition changes, to invalidate every cache
 REFERENCES_FILE = "references.json"
@@ -176,6 +176,25 @@ class Quality:
         artifacts.write_json(job.path / "metrics.json", {**old, "quality": {"computed_from": source, **values}})
         self._say(f"measured {job.name}: FID {values['fid']:.2f} ({time.perf_counter() - t0:.0f}s)")
         return values
+
+    def fid_curve(self, job: JobFolder) -> list[dict]:
+        """FID of each of the job's training snapshots against the test set: [{"epoch", "fid"}], cached."""
+        files = sorted((job.path / SNAPSHOT_DIR).glob("epoch_*.pt"))
+        if not files or self.problem:
+            return []
+        source = {**self._source(), "snapshots": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]}
+        cached = job.metrics.get("fid_curve") or {}
+        if cached.get("computed_from") == source:
+            return cached["points"]
+        points = []
+        for path in files:
+            snapshot = torch.load(path, map_location="cpu", weights_only=True)
+            images = to_unit_range(snapshot["images"])
+            points.append({"epoch": int(snapshot["epoch"]), "samples": len(images),
+                           "fid": metrics.fid(self.real(), metrics.embed(self._classifier, images))})
+        old = artifacts.read_json(job.path / "metrics.json", {}) or {}
+        artifacts.write_json(job.path / "metrics.json", {**old, "fid_curve": {"computed_from": source, "points": points}})
+        return points
 
     def _source(self) -> dict:
         return {"version": VERSION, "classifier": self.classifier_id, "data": self.data_id,
