@@ -111,6 +111,10 @@ def dispatch(args) -> int:
 
         return dry_run(selected, configs, outputs / (args.run if args.run != "default" else "dry-run"))
     out = run_dir(outputs, args.run)
+    selected, unavailable = set_aside_unavailable(selected, configs)
+    if not selected:
+        console.print("nothing to run: every selected job was skipped")
+        return 1
     selected = skip_finished(selected, out, args.force)
     if not selected:
         console.print(f"every selected job already completed in {out}; --force retrains them")
@@ -122,7 +126,7 @@ def dispatch(args) -> int:
     from slurm.executor import SlurmError, launch
 
     try:
-        return launch(selected, configs, out, args, console=console)
+        return launch(selected, configs, out, args, console=console, skipped=unavailable)
     except SlurmError as err:
         raise LaunchError(str(err)) from None
 
@@ -152,6 +156,20 @@ def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:
         known = sorted(p.name for p in outputs.iterdir() if p.is_dir()) if outputs.is_dir() else []
         raise LaunchError(f"no run {run!r} under {outputs}/; runs there: {', '.join(known) or 'none'}")
     return path
+
+
+def set_aside_unavailable(selected: list[jobs.Job], configs: dict) -> tuple[list[jobs.Job], dict[str, str]]:
+    """Jobs that cannot run with their config (e.g. vae/product-cond without its photos) are skipped,
+    saying why, so ``--all`` runs everything else."""
+    todo, skipped = [], {}
+    for job in selected:
+        reason = job.unavailable(configs[job.name]) if job.unavailable else None
+        if reason:
+            skipped[job.name] = reason
+            console.print(f"[yellow]{job.name}: skipped, {reason}[/]", highlight=False)
+        else:
+            todo.append(job)
+    return todo, skipped
 
 
 def skip_finished(selected: list[jobs.Job], out: Path, force: bool) -> list[jobs.Job]:

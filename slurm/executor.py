@@ -408,23 +408,12 @@ def sbatch_test_only(request: Request, job_name: str, array_size: int, what: str
 # Launching a run
 # ---------------------------------------------------------------------------------------------------------
 
-def launch(selected_jobs, configs: dict, run_dir: Path, args, console) -> int:
-    """Check, then submit every selected job (arrays where resources match) and the report job."""
+def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | None = None) -> int:
+    """Check, then submit every job (arrays where resources match) and the report job. ``skipped``: jobs
+    the launcher set aside, with why (recorded in slurm.json)."""
     profile, profile_name = load_profile(getattr(args, "cluster", None))
     extras = sbatch_extras(profile, getattr(args, "sbatch", []) or [])
     flags = flag_values(args)
-
-    todo, skipped = [], {}
-    for job in selected_jobs:
-        reason = job.unavailable(configs[job.name]) if job.unavailable else None
-        if reason:
-            skipped[job.name] = reason
-            console.print(f"[yellow]{job.name}: skipped, {reason}[/]", highlight=False)
-        else:
-            todo.append(job)
-    if not todo:
-        console.print("nothing to submit: every selected job was skipped")
-        return 1 if skipped else 0
 
     requests = {job.name: resolve(job, profile, profile_name, flags, extras) for job in todo}
     cluster = Cluster.query()
@@ -453,7 +442,7 @@ def launch(selected_jobs, configs: dict, run_dir: Path, args, console) -> int:
         check_report_options(profile.get("report", {}), profile_name)
     refuse_active(todo, run_dir)
 
-    submission = submit(groups, report, configs, run_dir, profile_name, skipped, profile.get("report", {}))
+    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, profile.get("report", {}))
     print_submission(console, submission, run_dir)
     return 0
 

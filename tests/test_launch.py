@@ -52,6 +52,12 @@ def test_list_prints_the_catalogue(capsys):
     assert code == 0 and all(name in out for name in jobs.CATALOGUE)
 
 
+def test_a_job_missing_its_own_data_is_skipped_locally_with_the_reason(tmp_path, capsys):
+    code, out = run(capsys, "vae/product-cond", "--local", "--outputs", str(tmp_path))
+    assert code == 1 and "vae/product-cond: skipped" in out and "data_dir" in out
+    assert not (tmp_path / "default" / "vae").exists()
+
+
 def test_completed_jobs_are_skipped_unless_forced(tmp_path, capsys):
     done = tmp_path / "r" / "gan" / "gan"
     artifacts.write_status(done, "completed", epoch=50)
