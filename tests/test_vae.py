@@ -48,6 +48,16 @@ def test_kl_of_a_unit_shift_is_half_a_nat_per_dimension():
     assert torch.equal(gaussian_kl(torch.zeros(1, 3), torch.zeros(1, 3)), torch.zeros(1))
 
 
+def test_a_dimension_counts_as_informative_only_above_a_tenth_of_a_nat():
+    from fashion.vae.analysis import informative_dims
+    from fashion.vae.model import kl_per_dim
+
+    # Means that vary a little (std 0.11 > active_dims' 0.01 variance) but a posterior at the prior's width.
+    mean = torch.cat([torch.randn(1000, 1), 0.11 * torch.randn(1000, 1)], 1)
+    kl = kl_per_dim(mean, torch.zeros(1000, 2)).mean(0)
+    assert informative_dims(kl) == 1
+
+
 def test_bce_reconstruction_is_the_bernoulli_negative_log_likelihood_summed_over_pixels():
     logits, target = torch.randn(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
     p = torch.sigmoid(logits)
@@ -122,6 +132,7 @@ def test_a_2d_job_writes_its_pictures_and_the_test_elbo_each_epoch(fake_fashion_
         assert (tmp_path / name).is_file(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_neg_elbo"] > 0 and metrics["test_active_dims"] <= 2
+    assert metrics["test_informative_dims"] <= 2
     header = (tmp_path / "history.csv").read_text().splitlines()[0].split(",")
     assert {"loss", "recon", "kl", "test_loss", "test_recon", "test_kl", "test_neg_elbo"} <= set(header)
 

@@ -85,9 +85,14 @@ class VAEConfig(TrainConfig):
 
 
 # -- the loss --------------------------------------------------------------------------------------
+def kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) of each latent dimension, in nats (closed form)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar)
+
+
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per image, in nats (closed form)."""
-    return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+    """KL(N(mean, exp(logvar)) || N(0, I)) per image, in nats."""
+    return kl_per_dim(mean, logvar).sum(1)
 
 
 def reconstruction_loss(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -186,10 +191,10 @@ class VAETask(Task):
     # -- evaluation --------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], torch.Tensor]:
-        """Test-set means per image (loss, recon, KL, Bernoulli negative ELBO, per-pixel MSE, active dims)
-        with one fixed posterior sample per image, and the posterior means of the test set."""
+        """Test-set means per image (loss, recon, KL, Bernoulli negative ELBO, per-pixel MSE), the latent
+        dimensions in use, with one fixed posterior sample per image; and the posterior means of the test set."""
         vae, noise = self.vae, Noise(self.device, self.config.seed + 777)
-        sums, means = {}, []
+        sums, means, kl_dims = {}, [], 0.0
         with analysis.eval_mode(vae):
             for images, labels in zip(self.data.test.images.split(EVAL_BATCH), self.data.test.labels.split(EVAL_BATCH)):
                 x = to_unit_range(images)
@@ -204,10 +209,12 @@ class VAETask(Task):
                 for k, v in batch.items():
                     sums[k] = sums.get(k, 0.0) + v.double().sum()
                 means.append(mean.float())
+                kl_dims = kl_dims + kl_per_dim(mean.float(), logvar.float()).double().sum(0)
         means = torch.cat(means)
         n = len(self.data.test)
         out = {f"test_{k}": float(v / n) for k, v in sums.items()}
         out["test_active_dims"] = float(analysis.active_dims(means))
+        out["test_informative_dims"] = float(analysis.informative_dims(kl_dims / n))
         return out, means
 
     @torch.no_grad()
