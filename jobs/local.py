@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 import traceback
@@ -36,7 +37,8 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
         for job in jobs:
             out = run_dir / job.name
             executor = submitit.LocalExecutor(folder=run_dir / ".submitit" / job.name)
-            executor.update_parameters(tasks_per_node=tasks_per_node, timeout_min=60 * 24 * 7)
+            executor.update_parameters(tasks_per_node=tasks_per_node, timeout_min=60 * 24 * 7,
+                                       **local_gpus(tasks_per_node, configs[job.name].cpu))
             artifacts.write_status(out, "queued", job=job.name)
             handle = executor.submit(TrainJob(job.name, dataclasses.asdict(configs[job.name]), str(out)))
             bar = progress.add_task(job.name, total=None, info="starting")
@@ -61,6 +63,20 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
         table.add_row(name, f"[{colour}]{state}[/]", str(epoch), f"{spe}", str(out))
     console.print(table)
     return 0 if all(r[1] == "completed" for r in results) else 1
+
+
+def local_gpus(tasks_per_node: int, cpu: bool) -> dict:
+    """One GPU per task, from those this process may use; none if there are too few (the tasks then run on the
+    CPU, DDP over gloo). submitit's local executor hides every GPU unless told (CUDA_VISIBLE_DEVICES="")."""
+    import torch
+
+    count = 0 if cpu else torch.cuda.device_count()
+    if count < tasks_per_node:
+        return {}
+    # Keep the user's own CUDA_VISIBLE_DEVICES choice: submitit would otherwise renumber from GPU 0.
+    chosen = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    visible = tuple(int(d) for d in chosen) if chosen and all(d.isdigit() for d in chosen) else tuple(range(count))
+    return {"gpus_per_node": tasks_per_node, "visible_gpus": visible}
 
 
 def _update_bar(progress, bar, status):

@@ -84,3 +84,23 @@ def test_missing_data_fails_the_dry_run_with_the_fix(tmp_path, capsys, monkeypat
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "nothing"))
     code, out = run(capsys, "gan/gan", "--dry-run", "--outputs", str(tmp_path))
     assert code == 1 and "dataset-fashion-mnist" in out
+
+
+@pytest.mark.parametrize("gpus, tasks, cpu, visible_env, expected", [
+    (0, 1, False, None, {}),                                            # no GPU: the CPU
+    (2, 1, False, None, {"gpus_per_node": 1, "visible_gpus": (0, 1)}),  # a GPU workstation trains on its GPU
+    (1, 2, False, None, {}),                                            # too few GPUs for the ranks: gloo on CPU
+    (2, 1, True, None, {}),                                             # cpu=true is obeyed
+    (2, 2, False, "2,3", {"gpus_per_node": 2, "visible_gpus": (2, 3)}),  # the user's GPU choice is kept
+])
+def test_local_jobs_get_the_gpus_this_process_may_use(monkeypatch, gpus, tasks, cpu, visible_env, expected):
+    import torch
+
+    from jobs.local import local_gpus
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    if visible_env is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible_env)
+    assert local_gpus(tasks, cpu) == expected
