@@ -116,6 +116,8 @@ def plot_fid_curves(curves: dict[str, list[dict]], path: Path) -> Path:
     samples = sorted({p["samples"] for points in curves.values() for p in points})
     ax.set(xlabel="epoch", ylabel=f"FID ({'/'.join(map(str, samples))} samples vs the test set)", yscale="log",
            title="Sample quality over training (lower is better)")
+    last = max(p["epoch"] for points in curves.values() for p in points)
+    ax.set_xlim(0, last + max(0.5, 0.03 * last))  # from the start of training; one snapshot still gets an axis
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2 if len(curves) > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
