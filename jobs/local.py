@@ -73,7 +73,8 @@ def local_gpus(tasks_per_node: int, cpu: bool) -> dict:
     count = 0 if cpu else torch.cuda.device_count()
     if count < tasks_per_node:
         return {}
-    # Keep the user's own CUDA_VISIBLE_DEVICES choice: submitit would otherwise renumber from GPU 0.
+    # Keep the user's own CUDA_VISIBLE_DEVICES choice: submitit would otherwise renumber from GPU 0. GPU UUIDs
+    # cannot be passed on (submitit takes indices), so with those the first `count` GPUs are used.
     chosen = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
     visible = tuple(int(d) for d in chosen) if chosen and all(d.isdigit() for d in chosen) else tuple(range(count))
     return {"gpus_per_node": tasks_per_node, "visible_gpus": visible}
