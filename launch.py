@@ -4,6 +4,7 @@
     python launch.py --all --partition gpu          # every job as its own SLURM job, then the report
     python launch.py gan/gan gan/wgan_gp --local    # train on this machine
     python launch.py --all --dry-run                # every job for a few steps on CPU
+    python launch.py 'gan/*' --seeds 3              # each GAN from seeds 0, 1 and 2: three jobs per GAN
     python launch.py --list | --status RUN | --cancel RUN | --aggregate RUN
 """
 from __future__ import annotations
@@ -50,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, help="global batch size (split over all GPUs)")
     g.add_argument("--limit-batches", type=int, help="steps per epoch (small budgets, smoke tests)")
     g.add_argument("--precision", choices=("auto", "no", "bf16", "fp16"), help="mixed precision")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seeds", metavar="N|S,S,...",
+                   help="train each selected job from several seeds: a count (3: seeds 0,1,2) or a list (0,4,7); "
+                        "seed k>0 of job X is the job X.seed<k> with its own folder")
+    g.add_argument("--seed", type=int, metavar="S", help="one seed: the same as --seeds S, (default 0)")
     g.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     g.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
@@ -89,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args) -> int:
     outputs = Path(args.outputs)
+    seeds = seeds_of(args)
     if args.list:
-        return print_catalogue(args.verbose)
+        return print_catalogue(args.verbose, seeds, args.jobs or (["all"] if seeds else []))
     if args.status:
         from slurm.status import show_status
 
@@ -104,7 +109,7 @@ def dispatch(args) -> int:
 
         return aggregate(run_dir(outputs, args.aggregate, must_exist=True), console=console)
 
-    selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]))
+    selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
     if args.dry_run:
         from jobs.local import dry_run
@@ -133,7 +138,7 @@ def dispatch(args) -> int:
 
 def overrides_for(job: jobs.Job, args) -> dict[str, str]:
     flags = {"epochs": args.epochs, "batch_size": args.batch_size, "limit_batches": args.limit_batches,
-             "precision": args.precision, "seed": args.seed, "data_dir": args.data_dir,
+             "precision": args.precision, "data_dir": args.data_dir,
              "download": True if args.download else None}
     values = {k: str(v) for k, v in flags.items() if v is not None}
     for item in args.set:
@@ -141,11 +146,23 @@ def overrides_for(job: jobs.Job, args) -> dict[str, str]:
         key, eq, value = assignment.partition("=")
         if not eq or not key:
             raise LaunchError(f"--set {item!r}: expected KEY=VALUE or JOB:KEY=VALUE")
-        if target and target not in jobs.CATALOGUE:
+        if target and jobs.find(target) is None:
             raise LaunchError(f"--set {item!r}: unknown job {target!r}; `python launch.py --list` shows them")
-        if not target or target == job.name:
+        if not target or target in (job.name, job.model):  # a model's setting applies to all its seeds
             values[key] = value
     return values
+
+
+def seeds_of(args) -> list[int] | None:
+    """The seeds asked for (``--seeds`` or ``--seed``), or None for the default (seed 0 alone)."""
+    if args.seeds is not None and args.seed is not None:
+        raise LaunchError(f"--seed {args.seed} and --seeds {args.seeds}: give one of them (--seed S is "
+                          "--seeds S, and --seeds takes a count or a list of seeds)")
+    if args.seed is not None:
+        if args.seed < 0:
+            raise LaunchError(f"--seed {args.seed}: seeds are 0 or more")
+        return [args.seed]
+    return jobs.parse_seeds(args.seeds) if args.seeds is not None else None
 
 
 def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:
@@ -189,13 +206,15 @@ def skip_finished(selected: list[jobs.Job], out: Path, force: bool) -> list[jobs
     return todo
 
 
-def print_catalogue(verbose: bool) -> int:
+def print_catalogue(verbose: bool, seeds: list[int] | None = None, patterns: list[str] = ()) -> int:
+    """The catalogue; with seeds (or job names) the selected jobs under the names they run as."""
     from jobs.catalogue import describe
 
-    table = Table(title="job catalogue")
+    shown = jobs.select(list(patterns), seeds) if patterns else list(jobs.CATALOGUE.values())
+    table = Table(title="job catalogue" + (f", seeds {', '.join(map(str, seeds))}" if seeds else ""))
     for col in ("job", "suite", "GPUs", "time", "description"):
         table.add_column(col)
-    for job in jobs.CATALOGUE.values():
+    for job in shown:
         r = job.resources
         table.add_row(job.name, job.suite, f"{r.gpus_per_node}x{r.nodes}", f"{r.timeout_min} min", job.description)
     console.print(table)

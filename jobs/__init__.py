@@ -3,10 +3,10 @@ package imports them all, so a new family is one new file."""
 import importlib
 import pkgutil
 
-from jobs.catalogue import CATALOGUE, SUITES, Job, Resources, add, get, select
+from jobs.catalogue import CATALOGUE, SUITES, Job, Resources, add, find, get, parse_seeds, select, split_seed
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("catalogue", "runner", "local"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["CATALOGUE", "SUITES", "Job", "Resources", "add", "get", "select"]
+__all__ = ["CATALOGUE", "SUITES", "Job", "Resources", "add", "find", "get", "parse_seeds", "select", "split_seed"]

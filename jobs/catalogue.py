@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Callable
@@ -10,6 +11,8 @@ from typing import Callable
 from fashion.training import ConfigError, Task, TrainConfig
 
 SUITES = ("gans", "vaes", "colorize", "classify")
+# Seed k > 0 of job X is the job ``X.seed<k>``; seed 0 keeps the plain name, so runs without seeds stay valid.
+SEED_NAME = re.compile(r"^(?P<base>.+)\.seed(?P<seed>[1-9]\d*)$")
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,31 @@ class Job:
         """The job's config with ``key=value`` strings applied, typed and validated."""
         values = dict(self.defaults)
         values.update(parse_values(self.config_class, overrides or {}, self.name))
+        if "seed" in self.defaults and values["seed"] != self.defaults["seed"]:
+            raise ConfigError(f"{self.name}: seed={values['seed']} contradicts its name (seed {self.defaults['seed']}); "
+                              "choose seeds with --seeds")
         config = self.config_class(**values)
         config.validate()
         return config
+
+    @property
+    def model(self) -> str:
+        """The catalogue name this job is a seed of (``gan/gan`` for ``gan/gan.seed2``)."""
+        return split_seed(self.name)[0]
+
+    def with_seed(self, seed: int) -> "Job":
+        """This job trained from ``seed``: its own name (and folder) unless seed is 0."""
+        if seed < 0:
+            raise ValueError(f"seed {seed}: seeds are 0 or more")
+        base = CATALOGUE.get(self.model, self)
+        name = base.name if seed == 0 else f"{base.name}.seed{seed}"
+        return dataclasses.replace(base, name=name, defaults={**base.defaults, "seed": seed})
+
+
+def split_seed(name: str) -> tuple[str, int]:
+    """(model name, seed) of a job name: ``gan/gan.seed2`` -> ("gan/gan", 2), ``gan/gan`` -> ("gan/gan", 0)."""
+    match = SEED_NAME.match(name)
+    return (match["base"], int(match["seed"])) if match else (name, 0)
 
 
 CATALOGUE: dict[str, Job] = {}
@@ -65,13 +90,26 @@ def add(job: Job) -> Job:
 
 
 def get(name: str) -> Job:
-    if name not in CATALOGUE:
-        raise KeyError(f"unknown job {name!r}; `python launch.py --list` shows the catalogue")
-    return CATALOGUE[name]
+    """A catalogue job by name; ``X.seed<k>`` is seed k of job X."""
+    base, seed = split_seed(name)
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    if base in CATALOGUE and seed:
+        return CATALOGUE[base].with_seed(seed)
+    raise KeyError(f"unknown job {name!r}; `python launch.py --list` shows the catalogue")
 
 
-def select(patterns: list[str]) -> list[Job]:
-    """Jobs matching names, globs (``gan/*``) or suite names, in catalogue order; unknown -> KeyError."""
+def find(name: str) -> Job | None:
+    """``get`` that answers None for a name outside the catalogue."""
+    try:
+        return get(name)
+    except KeyError:
+        return None
+
+
+def select(patterns: list[str], seeds: list[int] | None = None) -> list[Job]:
+    """Jobs matching names, globs (``gan/*``) or suite names, in catalogue order; unknown -> KeyError.
+    With ``seeds``, each job becomes one job per seed (``gan/gan``, ``gan/gan.seed1``...), seeds of a job together."""
     chosen: dict[str, Job] = {}
     for pattern in patterns:
         if pattern in ("all", "*"):
@@ -84,7 +122,32 @@ def select(patterns: list[str]) -> list[Job]:
             raise KeyError(f"no job matches {pattern!r}. Valid names: {', '.join(CATALOGUE)}; "
                            f"suites: {', '.join(SUITES)}; globs like 'gan/*' work too")
         chosen.update((n, CATALOGUE[n]) for n in matches)
-    return [CATALOGUE[n] for n in CATALOGUE if n in chosen]
+    selected = [CATALOGUE[n] for n in CATALOGUE if n in chosen]
+    if seeds is None:
+        return selected
+    return [job.with_seed(seed) for job in selected for seed in seeds]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: a count (``3`` -> seeds 0, 1, 2) or a comma list (``0,4,7``; one seed: ``5,``)."""
+    parts = [t.strip() for t in str(text).split(",")]
+    try:
+        numbers = [int(t) for t in parts if t]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected a count (3) or a comma list of seeds (0,4,7)") from None
+    if not numbers:
+        raise ConfigError(f"--seeds {text!r}: expected a count (3) or a comma list of seeds (0,4,7)")
+    if len(parts) == 1:
+        if numbers[0] < 1:
+            raise ConfigError(f"--seeds {text}: the number of seeds must be at least 1 (--seeds 3 runs seeds 0, 1, 2; "
+                              "a comma list names seeds: --seeds 0,4,7, or --seeds 5, for seed 5 alone)")
+        return list(range(numbers[0]))
+    if any(n < 0 for n in numbers):
+        raise ConfigError(f"--seeds {text}: seeds are 0 or more")
+    if len(set(numbers)) != len(numbers):
+        repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+        raise ConfigError(f"--seeds {text}: seed {', '.join(map(str, repeated))} given twice; list each seed once")
+    return numbers
 
 
 def parse_values(config_class: type, raw: dict[str, str], job_name: str = "") -> dict:

@@ -142,7 +142,7 @@ class Quality:
         """The job's metrics (cached in its metrics.json), or Unmeasured saying why there are none."""
         import jobs
 
-        entry = jobs.CATALOGUE.get(job.name)
+        entry = jobs.find(job.name)  # seeds (gan/gan.seed1) rebuild as their model
         if entry is None:
             raise Unmeasured("not in the catalogue, so its model cannot be rebuilt")
         if entry.task.metric_samples is Task.metric_samples:
