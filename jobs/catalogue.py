@@ -48,8 +48,8 @@ class Job:
         values = dict(self.defaults)
         values.update(parse_values(self.config_class, overrides or {}, self.name))
         if "seed" in self.defaults and values["seed"] != self.defaults["seed"]:
-            raise ConfigError(f"{self.name}: seed={values['seed']} contradicts its name (seed {self.defaults['seed']}); "
-                              "choose seeds with --seeds")
+            raise ConfigError(f"{self.name}: seed={values['seed']} contradicts its name "
+                              f"(seed {self.defaults['seed']}); choose seeds with --seeds")
         config = self.config_class(**values)
         config.validate()
         return config

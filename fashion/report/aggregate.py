@@ -143,7 +143,8 @@ def plot_fid_curves(bands: dict[str, list[dict]], path: Path, samples: list[int]
         if seeds > 1:
             ax.fill_between(epochs, [p["min"] for p in points], [p["max"] for p in points], color=line.get_color(),
                             alpha=0.18, lw=0)
-    ax.set(xlabel="epoch", ylabel=f"FID ({'/'.join(map(str, samples)) or 'snapshot'} samples vs the test set)", yscale="log",
+    counts = "/".join(map(str, samples)) or "snapshot"
+    ax.set(xlabel="epoch", ylabel=f"FID ({counts} samples vs the test set)", yscale="log",
            title="Sample quality over training (lower is better)\nline: mean over seeds; band: min-max over seeds")
     last = max(p["epoch"] for points in bands.values() for p in points)
     ax.set_xlim(0, last + max(0.5, 0.03 * last))  # from the start of training; one snapshot still gets an axis

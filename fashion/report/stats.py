@@ -112,8 +112,8 @@ def ranking(models: list[dict], key: str = "fid", lower_is_better: bool = True) 
     ranked = []
     for rank, m in enumerate(scored, 1):
         s = m["numbers"][key]
-        entry = {"rank": rank, "model": m["model"], "job": m["jobs"][0], "n": s["n"], "mean": s["mean"], "std": s["std"], "ci": s["ci"],
-                 "difference": s["mean"] - best["mean"]}
+        entry = {"rank": rank, "model": m["model"], "job": m["jobs"][0], "n": s["n"], "mean": s["mean"],
+                 "std": s["std"], "ci": s["ci"], "difference": s["mean"] - best["mean"]}
         if rank == 1:
             entry.update(verdict="best", test=TEST_NAME, t=None, p=None, significant=None)
         else:
