@@ -35,7 +35,7 @@ def compare(a: list[float], b: list[float], alpha: float = ALPHA) -> dict:
     """Welch's t-test of two models' seeds: {"test", "p", "t", "significant", "verdict"}; n<2 on a side: no test."""
     from scipy import stats
 
-    result = {"test": TEST_NAME, "alpha": alpha, "n": [len(a), len(b)], "t": None, "p": None, "significant": None}
+    result = {"test": TEST_NAME, "alpha": alpha, "seeds_compared": [len(a), len(b)], "t": None, "p": None, "significant": None}
     if len(a) < 2 or len(b) < 2:
         return {**result, "verdict": f"too few seeds to test (n={len(a)} vs n={len(b)}; each side needs 2)"}
     if len(set(a)) == 1 and len(set(b)) == 1:  # no spread on either side: Welch's t is undefined

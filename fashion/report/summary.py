@@ -178,7 +178,7 @@ def write_model_summaries(report_dir: Path, models: list[dict], ranked: list[dic
                      + " |")
     lines += ["", f"## Which differences are real (FID; each model against the best, "
                   f"Welch's t-test over seeds, {ALPHA:.0%} level)", ""]
-    lines += [f"- {line}" for line in ranking_lines(ranked)] or ["- no model has an FID yet"]
+    lines += ranking_lines(ranked) or ["No model has an FID yet."]
     path = report_dir / "summary.md"
     written.append(artifacts.write_text(path, path.read_text() + "\n".join(lines) + "\n"))
     return written
