@@ -138,14 +138,18 @@ def plot_fid_curves(bands: dict[str, list[dict]], path: Path, samples: list[int]
     for i, (name, points) in enumerate(bands.items()):
         seeds = max(p["n"] for p in points)
         epochs = [p["epoch"] for p in points]
+        if len(points) == 1:  # single snapshots side by side, so their seed ranges do not hide each other
+            epochs = [epochs[0] + 0.04 * (i - (len(bands) - 1) / 2)]
         line, = ax.plot(epochs, [p["mean"] for p in points], marker=markers[i % len(markers)], ms=4, lw=1.4,
                         label=f"{name} ({seeds} seed{'s' if seeds > 1 else ''})")
-        if seeds > 1:
+        if seeds > 1 and len(points) > 1:
             ax.fill_between(epochs, [p["min"] for p in points], [p["max"] for p in points], color=line.get_color(),
                             alpha=0.18, lw=0)
+        elif seeds > 1:  # one snapshot has no area to shade: its range is a bar
+            ax.vlines(epochs, points[0]["min"], points[0]["max"], color=line.get_color(), alpha=0.35, lw=6)
     counts = "/".join(map(str, samples)) or "snapshot"
     ax.set(xlabel="epoch", ylabel=f"FID ({counts} samples vs the test set)", yscale="log",
-           title="Sample quality over training (lower is better)\nline: mean over seeds; band: min-max over seeds")
+           title="Sample quality over training (lower is better)\nline: mean over seeds; shaded: min-max over seeds")
     last = max(p["epoch"] for points in bands.values() for p in points)
     ax.set_xlim(0, last + max(0.5, 0.03 * last))  # from the start of training; one snapshot still gets an axis
     ax.xaxis.get_major_locator().set_params(integer=True)
