@@ -100,6 +100,8 @@ def _use_allocated_cpus() -> None:
         import torch
 
         torch.set_num_threads(int(cpus))
+        # accelerate resets the threads of CPU DDP ranks to cores / ranks on this node unless this is set
+        os.environ.setdefault("OMP_NUM_THREADS", cpus)
 
 
 def job_dir(outputs, run: str, job_name: str) -> Path:
