@@ -62,10 +62,10 @@ node_names() {
 # slurmd port of node number $1 (1-based): 10 apart, clear of the other daemons' default ports.
 slurmd_port() { echo $((FASHION_SLURM_SLURMD_PORT + 10 * ($1 - 1))); }
 
-# The slurmd daemons that have a PID file now ("slurmd.NODE"; "slurmd" from older start.sh versions).
+# The slurmd daemons that have a PID file now: "slurmd" (one node) or "slurmd.NODE" (several).
 slurmd_daemons() {
     local f name
-    for f in "$RUN_DIR"/slurmd*.pid; do
+    for f in "$RUN_DIR"/slurmd.pid "$RUN_DIR"/slurmd.*.pid; do
         [[ -e "$f" && "$f" != *.own.pid ]] || continue
         name=${f##*/}
         echo "${name%.pid}"

@@ -40,8 +40,13 @@ T0=$(date +%s)
 # health checks
 # ---------------------------------------------------------------------------
 mapfile -t NODES < <(node_names)
-SLURMDS=()
-for n in "${NODES[@]}"; do SLURMDS+=("slurmd.$n"); done
+SLURMDS=(slurmd) # one per node: "slurmd" alone, else "slurmd.NODE" (PID files, logs, spool)
+SLURMD_TAG=""
+if ((${#NODES[@]} > 1)); then
+    SLURMDS=()
+    for n in "${NODES[@]}"; do SLURMDS+=("slurmd.$n"); done
+    SLURMD_TAG=".%n" # slurmd expands %n to its node name
+fi
 
 node_healthy() {
     # exact states only: a '*' suffix (not responding), drain or down are unhealthy
@@ -82,11 +87,6 @@ for d in "${DAEMONS[@]}" "${SLURMDS[@]}"; do
     daemon_pid "$d" >/dev/null && RUNNING+=("$d")
 done
 running() { [[ " ${RUNNING[*]} " == *" $1 "* ]]; }
-# slurmd from an older start.sh (PID file run/slurmd.pid) counts as the one node's slurmd
-if ((${#NODES[@]} == 1)) && ! running "${SLURMDS[0]}" && daemon_pid slurmd >/dev/null; then
-    mv "$(pid_file slurmd)" "$(pid_file "${SLURMDS[0]}")"
-    RUNNING+=("${SLURMDS[0]}")
-fi
 ((${#RUNNING[@]})) && log "already running in $STATE_DIR: ${RUNNING[*]}; starting only the others"
 STARTED=()
 
@@ -127,7 +127,7 @@ wait_for() {
         if "$@" >/dev/null 2>&1; then
             return 0
         fi
-        if [[ -n "$name" ]] && ! daemon_pid "$name" >/dev/null; then
+        if [[ -n "$name" ]] && ! launched_alive "$name"; then
             fail "$name" "$name died while waiting for: $what"
         fi
         if (($(date +%s) >= deadline)); then
@@ -135,6 +135,14 @@ wait_for() {
         fi
         sleep 0.2
     done
+}
+
+# Whether the process launched as NAME still lives, by PID alone: until setsid and nohup have exec'ed
+# the daemon, its name is theirs and daemon_pid would call it dead.
+launched_alive() {
+    local pid
+    pid=$(tr -dc '0-9' <"$(pid_file "$1")" 2>/dev/null) && [[ -n "$pid" ]] || return 1
+    kill -0 "$pid" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]
 }
 
 # launch NAME CMD...: run CMD in the background in its own session, PID file in RUN_DIR
@@ -150,20 +158,6 @@ launch() {
     STARTED+=("$name")
     log "started $name (pid $!)"
 }
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-check_port() {
-    running "$1" || port_free "$2" ||
-        fail "" "TCP port 127.0.0.1:$2 (for $1) is already in use (another cluster / STATE_DIR? see README knobs)"
-}
-check_port mariadbd "$FASHION_SLURM_MYSQL_PORT"
-check_port slurmdbd "$FASHION_SLURM_DBD_PORT"
-check_port slurmctld "$FASHION_SLURM_CTLD_PORT"
-for ((i = 0; i < ${#NODES[@]}; i++)); do
-    check_port "${SLURMDS[i]}" "$(slurmd_port $((i + 1)))"
-done
 
 # ---------------------------------------------------------------------------
 # directories and config files (configs are regenerated on every start)
@@ -218,11 +212,11 @@ CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
 
 StateSaveLocation=$CTLD_STATE
-SlurmdSpoolDir=$SPOOL_DIR/slurmd.%n
+SlurmdSpoolDir=$SPOOL_DIR/slurmd$SLURMD_TAG
 SlurmctldPidFile=$(own_pid_file slurmctld)
-SlurmdPidFile=$(own_pid_file slurmd.%n)
+SlurmdPidFile=$(own_pid_file "slurmd$SLURMD_TAG")
 SlurmctldLogFile=$(log_file slurmctld)
-SlurmdLogFile=$(log_file slurmd.%n)
+SlurmdLogFile=$(log_file "slurmd$SLURMD_TAG")
 SlurmctldDebug=info
 SlurmdDebug=info
 PlugStackConfig=$STATE_DIR/plugstack.conf
@@ -268,7 +262,7 @@ EOF
 } >"$GRES_CONF_FILE.new"
 
 slurm_running=0
-for d in slurmctld "${SLURMDS[@]}"; do running "$d" && slurm_running=1; done
+for d in slurmctld $(slurmd_daemons); do daemon_pid "$d" >/dev/null && slurm_running=1; done
 for f in "$SLURM_CONF_FILE" "$GRES_CONF_FILE"; do
     if ((slurm_running)) && [[ -f "$f" ]] && ! cmp -s "$f" "$f.new"; then
         rm -f "$SLURM_CONF_FILE.new" "$GRES_CONF_FILE.new"
@@ -277,6 +271,20 @@ for f in "$SLURM_CONF_FILE" "$GRES_CONF_FILE"; do
 done
 mv "$SLURM_CONF_FILE.new" "$SLURM_CONF_FILE"
 mv "$GRES_CONF_FILE.new" "$GRES_CONF_FILE"
+
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+check_port() {
+    running "$1" || port_free "$2" ||
+        fail "" "TCP port 127.0.0.1:$2 (for $1) is already in use (another cluster / STATE_DIR? see README knobs)"
+}
+check_port mariadbd "$FASHION_SLURM_MYSQL_PORT"
+check_port slurmdbd "$FASHION_SLURM_DBD_PORT"
+check_port slurmctld "$FASHION_SLURM_CTLD_PORT"
+for ((i = 0; i < ${#NODES[@]}; i++)); do
+    check_port "${SLURMDS[i]}" "$(slurmd_port $((i + 1)))"
+done
 
 # empty plugstack so the system /etc/slurm/plugstack.conf.d is not picked up
 : >"$STATE_DIR/plugstack.conf"
@@ -409,7 +417,7 @@ running slurmctld || launch slurmctld slurmctld -D -f "$SLURM_CONF_FILE"
 wait_for slurmctld "slurmctld to answer" timeout 10 scontrol ping
 
 for ((i = 0; i < ${#NODES[@]}; i++)); do
-    mkdir -p "$SPOOL_DIR/slurmd.${NODES[i]}"
+    mkdir -p "$SPOOL_DIR/${SLURMDS[i]}"
     running "${SLURMDS[i]}" || launch "${SLURMDS[i]}" slurmd -D -f "$SLURM_CONF_FILE" -N "${NODES[i]}"
 done
 node_up() {
