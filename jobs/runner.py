@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
+import subprocess
 import traceback
 from pathlib import Path
 
@@ -62,8 +65,31 @@ def _export_torch_distributed() -> bool:
     if env.num_tasks <= 1:
         return False
     # Keep every GPU visible: accelerate selects cuda:LOCAL_RANK itself.
-    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    dist = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    os.environ["MASTER_ADDR"] = rendezvous_address(dist.master_addr)
     return True
+
+
+def rendezvous_address(node: str) -> str:
+    """``node`` (the first node's SLURM name, which submitit makes MASTER_ADDR) if it resolves, else the
+    address SLURM itself reaches that node at (its NodeAddr): node names need not be host names, and
+    torch.distributed retries an unresolvable name forever."""
+    try:
+        socket.getaddrinfo(node, None)
+        return node
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["scontrol", "-o", "show", "node", node], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise RuntimeError(f"the first node's name {node!r} does not resolve and scontrol cannot say its "
+                           f"address ({err})") from None
+    match = re.search(r"\bNodeAddr=(\S+)", out)
+    if not match:
+        raise RuntimeError(f"the first node's name {node!r} does not resolve and `scontrol show node` gives "
+                           "no NodeAddr")
+    return match[1]
 
 
 def _use_allocated_cpus() -> None:
@@ -74,6 +100,8 @@ def _use_allocated_cpus() -> None:
         import torch
 
         torch.set_num_threads(int(cpus))
+        # accelerate resets the threads of CPU DDP ranks to cores / ranks on this node unless this is set
+        os.environ.setdefault("OMP_NUM_THREADS", cpus)
 
 
 def job_dir(outputs, run: str, job_name: str) -> Path:
