@@ -181,3 +181,19 @@ def test_network_summary_lists_the_weighted_layers_in_order():
     assert network_summary(Discriminator()) == ("Discriminator: 6,559,169 params, "
                                                 "conv 64 -> conv 128 -> FC 1024 -> FC 1")
     assert network_summary(Generator(62)).startswith("Generator: 6,640,193 params")
+
+
+def test_report_shows_parameter_counts_and_the_epoch_strip(outputs, tmp_path):
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from fashion.report import aggregate
+
+    run = tmp_path / "report-run"
+    shutil.copytree(outputs / RUN / "gan/gan", run / "gan/gan")
+    assert aggregate(run, console=Console(file=io.StringIO()), n_samples=32, train_classifier=False) == 0
+    rows = {row["job"]: row for row in json.loads((run / "report/summary.json").read_text())["rows"]}
+    assert rows["gan/gan"]["params"] == "D 6,559,169 · G 6,640,193"
+    assert 'class="strip"><img src="../gan/gan/strip.png"' in (run / "report/index.html").read_text()
