@@ -58,6 +58,9 @@ def load(path) -> tuple[dict, nn.Module]:
     """The stored spec and the rebuilt network in eval mode, on the CPU."""
     spec = torch.load(path, map_location="cpu", weights_only=True)
     module, _, name = spec["builder"].rpartition(".")
+    if not module.startswith("fashion."):  # the path is data from a file: never call just anything it names
+        raise SampleError(f"{path}: builder {spec['builder']!r} is not part of this suite; the file is not "
+                          "a generator this suite wrote")
     builder = getattr(importlib.import_module(module), name)
     net = builder(**spec["kwargs"])
     net.load_state_dict(spec["state_dict"])

@@ -14,8 +14,10 @@ from fashion import artifacts
 from fashion.checkpoint import load_checkpoint
 from fashion.data import CLASSES
 from fashion.gans.networks import Discriminator, Generator
-from fashion.generator import FILE, draw, load
-from fashion.training import fit, network_summary
+from fashion.data import load_fashion
+from fashion.gans import REGISTRY
+from fashion.generator import FILE, SampleError, draw, export, load
+from fashion.training import fit, make_accelerator, network_summary
 
 RUN = "t"
 # (job, epochs): two infoGAN epochs give its sweep GIFs two frames
@@ -53,6 +55,24 @@ def test_vae_generator_file_holds_the_decoder_only(outputs):
     trained = load_checkpoint(outputs / RUN / "vae/conv")["nets"]["vae"]
     assert spec["state_dict"].keys() == {k.removeprefix("decoder.") for k in trained if k.startswith("decoder.")}
     assert spec["latent"] == [{"kind": "normal", "size": 20}] and not spec["conditional"]
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_gan_s_generator_file_rebuilds_its_generator(name, fake_fashion_dir, tmp_path):
+    job = jobs.get(f"gan/{name}")
+    config = tiny(job.make_config())
+    task = job.task(config, make_accelerator(config), load_fashion())
+    spec, net = load(export(task, tmp_path, job.name))
+    latent = task.fixed_grids[""][:4]
+    with torch.no_grad():
+        assert torch.equal(net(latent), task.generate(latent))
+    assert draw(spec, net, 3).shape == (3, 1, 28, 28)  # the stored latent layout fits G's input
+
+
+def test_a_generator_file_naming_a_foreign_builder_is_refused(tmp_path):
+    torch.save({"builder": "os.system", "kwargs": {"command": "true"}, "state_dict": {}}, tmp_path / FILE)
+    with pytest.raises(SampleError, match="not part of this suite"):
+        load(tmp_path / FILE)
 
 
 def test_conditional_draw_feeds_z_then_the_asked_class(outputs):
