@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--status", metavar="RUN", help="show the state of a run's jobs")
     mode.add_argument("--cancel", metavar="RUN", help="cancel a run's SLURM jobs")
     mode.add_argument("--aggregate", metavar="RUN", help="build the report of a run now")
+    mode.add_argument("--sample", metavar="RUN/JOB", help="draw from a finished generative job into one PNG")
 
     g = p.add_argument_group("run and training settings (applied to every selected job)")
     g.add_argument("--run", default="default", help="run name: outputs go to OUTPUTS/RUN/JOB (default: default)")
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="retrain jobs that already completed in this run")
     g.add_argument("--nproc", type=int, default=1, help="--local: processes per job (CPU DDP with gloo)")
     g.add_argument("-v", "--verbose", action="store_true", help="--list: show every config field")
+
+    d = p.add_argument_group("--sample RUN/JOB (uses --outputs, --seed and, for colorize's test images, --data-dir)")
+    d.add_argument("-n", type=int, default=100, help="images to draw (colorize: test images to colour)")
+    d.add_argument("--label", help="conditional models: the class to draw, by name (e.g. Dress)")
+    d.add_argument("--input", action="append", default=[], metavar="PNG", help="colorize: a grey image (repeatable)")
+    d.add_argument("--out", help="the PNG to write (default: JOB-samples.png here)")
 
     s = p.add_argument_group("SLURM (flags override the --cluster profile and each job's defaults)")
     s.add_argument("--cluster", help="profile name: slurm/clusters/NAME.toml")
@@ -99,6 +106,16 @@ def dispatch(args) -> int:
         from slurm.status import cancel_run
 
         return cancel_run(run_dir(outputs, args.cancel, must_exist=True))
+    if args.sample:
+        from fashion.generator import SampleError, sample_command
+
+        try:
+            path = sample_command(outputs, args.sample, args.n, args.label, args.seed, args.out, args.input,
+                                  args.data_dir)
+        except SampleError as err:
+            raise LaunchError(str(err)) from None
+        console.print(f"wrote {path}", highlight=False)
+        return 0
     if args.aggregate:
         from fashion.report import aggregate
 

@@ -99,6 +99,42 @@ def make_gif(frames: Iterable[str | os.PathLike], path, fps: float = 5.0) -> Pat
     return write_bytes(path, data)
 
 
+def strip_frames(frames: Iterable[str | os.PathLike]) -> list[tuple[int, Path]]:
+    """(epoch, frame) of the first, middle and last of ``epoch_NNN.png`` frames (1 / 25 / 50 of 50)."""
+    import re
+
+    def epoch(frame: Path) -> int:
+        digits = re.findall(r"\d+", frame.stem)
+        return int(digits[-1]) if digits else 0
+
+    frames = sorted((Path(f) for f in frames), key=epoch)  # numerically: epoch_1000 after epoch_999
+    if not frames:
+        return []
+    return [(epoch(frames[i]), frames[i]) for i in sorted({0, (len(frames) - 1) // 2, len(frames) - 1})]
+
+
+def make_epoch_strip(frames: Iterable[str | os.PathLike], path, title: str = "") -> Path | None:
+    """The first, middle and last epoch grids side by side, each labelled with its epoch."""
+    import imageio.v3 as iio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picked = strip_frames(frames)
+    if not picked:
+        return None
+    fig, axes = plt.subplots(1, len(picked), figsize=(3.2 * len(picked), 3.6), squeeze=False)
+    for ax, (epoch, frame) in zip(axes[0], picked):
+        ax.imshow(iio.imread(frame), cmap="gray", interpolation="nearest")
+        ax.set_title(f"epoch {epoch}", fontsize=11)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_losses(step_rows: list[dict], epoch_rows: list[dict], path, title: str = "") -> Path:
     """One panel per loss term: per-iteration values faint, epoch means bold, x = iteration."""
     import matplotlib

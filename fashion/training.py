@@ -153,6 +153,11 @@ class Task:
         to show (None if unconditional); None for tasks that generate nothing comparable."""
         return None
 
+    def generator_spec(self) -> dict | None:
+        """What ``generator.pt`` keeps (see :mod:`fashion.generator`): {"net": the generating module, "kind",
+        "kwargs" that rebuild it, "latent" parts, "conditional", "classes", ...}; None: nothing to draw."""
+        return None
+
     def state_dict(self) -> dict:
         """Task state beyond networks and optimisers (e.g. BEGAN's k)."""
         return {}
@@ -206,6 +211,20 @@ def _environment(acc) -> dict:
     return env
 
 
+def parameter_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def network_summary(net: nn.Module) -> str:
+    """One line: class, parameters and the weighted layers in order, e.g. "Generator: 6,640,193 params,
+    FC 1024 -> FC 6272 -> deconv 64 -> deconv 1"."""
+    kinds = ((nn.ConvTranspose2d, "deconv", "out_channels"), (nn.Conv2d, "conv", "out_channels"),
+             (nn.Linear, "FC", "out_features"))
+    layers = [next(f"{word} {getattr(m, size)}" for cls, word, size in kinds if isinstance(m, cls))
+              for m in net.modules() if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d, nn.Linear))]
+    return f"{type(net).__name__}: {parameter_count(net):,} params, " + " -> ".join(layers)
+
+
 class _StatusTicker:
     """Writes status.json at most every few seconds during an epoch so --status and --local show progress."""
 
@@ -252,8 +271,11 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
 
     env = _environment(acc)
     if main:
+        nets = {name: task.unwrap(name) for name in task.nets}
         artifacts.write_json(job_dir / "config.json",
-                             {"job": job_name, "config": dataclasses.asdict(config), "git": git_sha(), **env})
+                             {"job": job_name, "config": dataclasses.asdict(config), "git": git_sha(), **env,
+                              "params": {name: parameter_count(net) for name, net in nets.items()},
+                              "networks": {name: network_summary(net) for name, net in nets.items()}})
     tick = _StatusTicker(job_dir)
     steps_per_epoch = len(epoch_batches(len(data.train), config.batch_size, 0, config.seed,
                                         acc.process_index, acc.num_processes, "cpu", config.limit_batches))
@@ -309,6 +331,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
     if main:
         frames = sorted((job_dir / "samples").glob("epoch_*.png"))
         artifacts.make_gif(frames, job_dir / "samples.gif")
+        artifacts.make_epoch_strip(frames, job_dir / "strip.png", title=job_name)
         last = epoch_rows[-1] if epoch_rows else {}
         metrics = {"job": job_name, "state": state_name, "epochs": len(epoch_rows),
                    "seconds_per_epoch": _mean(epoch_rows, "seconds"),
@@ -316,6 +339,9 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
                    "final": {k: v for k, v in last.items() if k not in ("epoch", "iteration")}, **env}
         if state_name == "completed":
             metrics.update(task.finish(job_dir))
+            from fashion.generator import export
+
+            export(task, job_dir, job_name)  # before "completed": a completed job always has its generator
         old = artifacts.read_json(job_dir / "metrics.json", {}) or {}
         artifacts.write_json(job_dir / "metrics.json", {**old, **metrics})
         if state_name == "completed":

@@ -145,6 +145,12 @@ class ColorizeTask(Task):
         scores = colour_scores(self.generate_colour(test.images), test.images, test.labels)
         return {f"test_{k}": v for k, v in scores.items()}
 
+    def generator_spec(self):
+        """G alone: grey in, colour out; it takes no latent."""
+        return {"net": self.unwrap("G"), "kind": "colorize", "kwargs": {"width": self.config.width},
+                "latent": [], "conditional": False, "classes": [], "conditions": None,
+                "condition_input": "none", "image_shape": [1, 28, 28]}
+
     def finish(self, out):
         test = self.data.test
         scores = colour_scores(self.generate_colour(test.images), test.images, test.labels)

@@ -87,14 +87,18 @@ def job_row(job: JobFolder) -> dict:
         "s_per_epoch": job.status.get("seconds_per_epoch", job.metrics.get("seconds_per_epoch")),
         "images_per_s": job.status.get("images_per_s", job.metrics.get("images_per_s")),
         "gpu": gpu, "procs": procs,
+        "params": " · ".join(f"{name} {count:,}" for name, count in job.config.get("params", {}).items()),
     }
 
 
 def section(run_dir: Path, job: JobFolder, row: dict) -> dict:
     """What the page shows for one job: its pictures, and its log if it went wrong."""
     fid = row.get("fid")
+    strip = job.path / "strip.png"  # first, middle and last epoch, made by the job when training ends
+    strip = strip if strip.is_file() else None
     return {"job": job.name, "path": job.path, "state": job.state, "note": row.get("note", ""),
-            "pictures": collect.pictures(job), "samples": collect.final_samples(job),
+            "pictures": [p for p in collect.pictures(job) if p != strip], "strip": strip,
+            "samples": collect.final_samples(job),
             "caption": f"FID {fid:.2f}" if fid is not None else row.get("note", job.state),
             "log": collect.log_tail(run_dir, job) if job.state in ("failed", "diverged", "unknown") else None}
 

@@ -32,8 +32,8 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
     html = env.get_template(TEMPLATE).render(
         run=run, header=header, columns=COLUMNS, table=table,
         sheet=[{**s, "samples": link(s["samples"])} for s in sections if s.get("samples")],
-        sections=[{**s, "pictures": [(link(p), p.relative_to(s["path"]).as_posix()) for p in s["pictures"]]}
-                  for s in sections],
+        sections=[{**s, "pictures": [(link(p), p.relative_to(s["path"]).as_posix()) for p in s["pictures"]],
+                   "strip": link(s["strip"]) if s.get("strip") else None} for s in sections],
         problems=[s for s in sections if s.get("log")],
         fid_curves=link(fid_curves) if fid_curves else None,
     )

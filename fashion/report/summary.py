@@ -55,6 +55,7 @@ COLUMNS = (
     Column("own", "own metrics", terminal=False),
     Column("s_per_epoch", "s/epoch", "{:.1f}"),
     Column("images_per_s", "images/s", "{:.0f}", terminal=False),
+    Column("params", "params", terminal=False),
     Column("gpu", "GPU", terminal=False),
     Column("procs", "procs", "{:d}", terminal=False),
 )

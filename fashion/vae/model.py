@@ -307,6 +307,18 @@ class VAETask(Task):
         index = torch.tensor([side.first()], device=self.device)
         return self.test_conditions(index)
 
+    def generator_spec(self):
+        """The decoder with prior z ~ N(0, I); conditional VAEs keep one condition per class of their grid."""
+        c, conditions, names = self.config, self.grid_conditions, list(self.class_names)
+        if conditions is not None and len(conditions) != len(names):  # products: only subCategories trained on
+            names = [names[i] for i in conditions[:, :len(names)].argmax(1).tolist()]
+        kwargs = {"arch": c.arch, "shape": list(self.shape), "latent": c.latent_dim, "cond_dim": self.condition_dim,
+                  "filters": list(c.filters), "hidden": list(c.hidden)}
+        return {"net": self.vae.decoder, "kind": "vae", "builder": "fashion.generator.vae_decoder",
+                "kwargs": kwargs, "latent": [{"kind": "normal", "size": c.latent_dim}],
+                "conditional": conditions is not None, "classes": names, "conditions": conditions,
+                "condition_input": "argument", "image_shape": list(self.shape)}
+
     # -- resume ------------------------------------------------------------------------------------
     def state_dict(self):
         return {"recon_rows": self.recon_rows}
