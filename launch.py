@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 import jobs
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from fashion.data import DataError
 from fashion.training import ConfigError
 
@@ -176,7 +176,7 @@ def skip_finished(selected: list[jobs.Job], out: Path, force: bool) -> list[jobs
     """Never spend GPU hours twice: completed jobs are skipped unless --force moves them aside."""
     todo = []
     for job in selected:
-        folder = out / job.name
+        folder = runfolder.job_dir(out, job.name)
         if artifacts.read_status(folder).get("state") == "completed":
             if not force:
                 console.print(f"[dim]{job.name}: already completed in {folder}, skipped (--force retrains)[/]")

@@ -7,7 +7,6 @@ on the garment (non-zero pixels), as the write-up does, so the black background 
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from fashion.classifier_net import ARCHITECTURES, MODEL_FILE, ConvClassifier, DenseClassifier, save_classifier
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
 from fashion.training import ConfigError, Task, TrainConfig
@@ -197,7 +196,7 @@ class ClassifierTask(Task):
         confusion = torch.bincount(test_y * NUM_CLASSES + predicted, minlength=NUM_CLASSES ** 2)
         plot_confusion(confusion.view(NUM_CLASSES, NUM_CLASSES).cpu(), out / "confusion_matrix.png",
                        f"{self.config.arch}: test accuracy {test_accuracy:.2%}")
-        history = _read_csv(out / "history.csv")
+        history = runfolder.read_history(out)
         plot_accuracy(history, out / "accuracy.png", self.config.arch)
 
         fgsm_x, fgsm_y = test_x, test_y
@@ -231,11 +230,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 def plot_confusion(matrix: torch.Tensor, path, title: str) -> Path:

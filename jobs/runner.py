@@ -75,6 +75,3 @@ def _use_allocated_cpus() -> None:
 
         torch.set_num_threads(int(cpus))
 
-
-def job_dir(outputs, run: str, job_name: str) -> Path:
-    return artifacts.job_dir(outputs, run, job_name)
