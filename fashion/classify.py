@@ -20,7 +20,7 @@ from fashion.classifier_net import ARCHITECTURES, MODEL_FILE, ConvClassifier, De
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
 from fashion.training import ConfigError, Task, TrainConfig
 
-OPTIMISERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 EVAL_BATCH = 1000
 
@@ -37,7 +37,7 @@ class ClassifierConfig(TrainConfig):
     "cnn: filters of the first conv layer (the second has twice as many); the write-up uses 64."
     kernel: int = 5
     "cnn: side of the square conv kernels (odd); the write-up uses 5."
-    optimiser: str = "adam"
+    optimizer: str = "adam"
     "adam | sgd (with Nesterov momentum 0.9)."
     lr: float = 1e-3
     "Peak learning rate."
@@ -56,7 +56,7 @@ class ClassifierConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        choices = {"arch": tuple(ARCHITECTURES), "optimiser": OPTIMISERS, "lr_schedule": SCHEDULES}
+        choices = {"arch": tuple(ARCHITECTURES), "optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: choose one of {', '.join(allowed)}")
@@ -148,7 +148,7 @@ class ClassifierTask(Task):
         super().__init__(config, accelerator, data)
         c = config
         net = build_classifier(c)
-        if c.optimiser == "adam":
+        if c.optimizer == "adam":
             opt = torch.optim.Adam(net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         else:
             opt = torch.optim.SGD(net.parameters(), lr=c.lr, momentum=0.9, nesterov=True,

@@ -3,10 +3,10 @@ package imports them all, so a new family is one new file."""
 import importlib
 import pkgutil
 
-from jobs.catalogue import CATALOGUE, SUITES, Job, Resources, add, get, select
+from jobs.catalogue import CATALOGUE, CLASSIFIER_JOB, SUITES, Job, Resources, add, get, select, with_feature_classifier
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("catalogue", "runner", "local"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["CATALOGUE", "SUITES", "Job", "Resources", "add", "get", "select"]
+__all__ = ["CATALOGUE", "CLASSIFIER_JOB", "SUITES", "Job", "Resources", "add", "get", "select", "with_feature_classifier"]

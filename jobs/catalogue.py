@@ -7,6 +7,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
+from fashion import runfolder
+from fashion.classifier_net import CLASSIFIER_JOB
 from fashion.training import ConfigError, Task, TrainConfig
 
 SUITES = ("gans", "vaes", "colorize", "classify")
@@ -39,6 +41,11 @@ class Job:
     @property
     def config_class(self) -> type[TrainConfig]:
         return self.task.config_class
+
+    @property
+    def generative(self) -> bool:
+        """Whether the job leaves samples for the report's quality metrics (its task draws metric_samples)."""
+        return self.task.metric_samples is not Task.metric_samples
 
     def make_config(self, overrides: dict[str, str] | None = None) -> TrainConfig:
         """The job's config with ``key=value`` strings applied, typed and validated."""
@@ -85,6 +92,18 @@ def select(patterns: list[str]) -> list[Job]:
                            f"suites: {', '.join(SUITES)}; globs like 'gan/*' work too")
         chosen.update((n, CATALOGUE[n]) for n in matches)
     return [CATALOGUE[n] for n in CATALOGUE if n in chosen]
+
+
+def with_feature_classifier(selected: list[Job], run_dir, classifier: str | None = None) -> tuple[list[Job], str]:
+    """The selection plus classify/cnn when generative jobs need its features for the report, and a note
+    saying so; unchanged when it is selected, already completed in the run, or ``classifier`` is given."""
+    names = [job.name for job in selected]
+    if (classifier or CLASSIFIER_JOB in names or CLASSIFIER_JOB not in CATALOGUE
+            or not any(job.generative for job in selected)
+            or runfolder.read_status(runfolder.job_dir(run_dir, CLASSIFIER_JOB)).get("state") == "completed"):
+        return selected, ""
+    return select(names + [CLASSIFIER_JOB]), (f"{CLASSIFIER_JOB} added: the report measures the generative jobs "
+                                              "in its features (--classifier PATH uses a trained one instead)")
 
 
 def parse_values(config_class: type, raw: dict[str, str], job_name: str = "") -> dict:

@@ -439,7 +439,10 @@ def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | No
         check_report_options(profile.get("report", {}), profile_name)
     refuse_active(todo, run_dir)
 
-    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, profile.get("report", {}))
+    report_options = dict(profile.get("report", {}))
+    if getattr(args, "classifier", None):  # the launcher's --classifier: the report measures with that model
+        report_options["classifier"] = args.classifier
+    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, report_options)
     print_submission(console, submission, run_dir)
     return 0
 

@@ -1,4 +1,5 @@
 """The run report: metrics for finished models, reasons for everything else, stable files, a page that renders."""
+import dataclasses
 import io
 import json
 import os
@@ -232,6 +233,17 @@ def test_a_running_classifier_is_waited_for(trained_cgan, tmp_path):
     run_aggregate(run)
     assert "waiting for classify/cnn (running)" in summary_rows(run)["gan/cgan"]["note"]
     assert not (run / "report/classifier").exists()
+
+
+def test_the_product_photos_folder_does_not_hide_fashion_mnist_from_the_report(trained_cgan, tmp_path):
+    run = tmp_path / "run"
+    copy_job(trained_cgan, run / "gan/cgan")
+    write_classifier(run)
+    product = jobs.get("vae/product-cond").make_config({"photo_dir": str(tmp_path / "photos")})
+    artifacts.write_json(run / "vae/product-cond/config.json", {"config": dataclasses.asdict(product)})
+    artifacts.write_status(run / "vae/product-cond", "failed", error="no photos")
+    run_aggregate(run)
+    assert isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
 
 
 def test_a_classifier_given_by_path_measures_a_run_without_one(trained_cgan, tmp_path):
