@@ -8,11 +8,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fashion import runfolder
-from fashion.classifier_net import CLASSIFIER_JOB
+from fashion.classify.networks import CLASSIFIER_JOB
 from fashion.training import ConfigError, Task, TrainConfig
-
-SUITES = ("gans", "vaes", "colorize", "classify")
-
 
 @dataclass(frozen=True)
 class Resources:
@@ -62,13 +59,16 @@ CATALOGUE: dict[str, Job] = {}
 def add(job: Job) -> Job:
     if job.name in CATALOGUE:
         raise ValueError(f"duplicate job name {job.name}")
-    if job.suite not in SUITES:
-        raise ValueError(f"{job.name}: unknown suite {job.suite}; add it to SUITES")
     bad = set(job.defaults) - {f.name for f in dataclasses.fields(job.config_class)}
     if bad:
         raise ValueError(f"{job.name}: defaults {sorted(bad)} are not fields of {job.config_class.__name__}")
     CATALOGUE[job.name] = job
     return job
+
+
+def suites() -> list[str]:
+    """Every suite some job belongs to, in catalogue order: a new family's suite needs no other edit."""
+    return list(dict.fromkeys(job.suite for job in CATALOGUE.values()))
 
 
 def get(name: str) -> Job:
@@ -83,13 +83,13 @@ def select(patterns: list[str]) -> list[Job]:
     for pattern in patterns:
         if pattern in ("all", "*"):
             matches = list(CATALOGUE)
-        elif pattern in SUITES:
+        elif pattern in suites():
             matches = [n for n, j in CATALOGUE.items() if j.suite == pattern]
         else:
             matches = fnmatch.filter(CATALOGUE, pattern)
         if not matches:
             raise KeyError(f"no job matches {pattern!r}. Valid names: {', '.join(CATALOGUE)}; "
-                           f"suites: {', '.join(SUITES)}; globs like 'gan/*' work too")
+                           f"suites: {', '.join(suites())}; globs like 'gan/*' work too")
         chosen.update((n, CATALOGUE[n]) for n in matches)
     return [CATALOGUE[n] for n in CATALOGUE if n in chosen]
 

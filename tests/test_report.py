@@ -15,7 +15,7 @@ from rich.console import Console
 import jobs
 from conftest import make_fake_fashion, tiny
 from fashion import artifacts, runfolder
-from fashion.classifier_net import ConvClassifier, save_classifier
+from fashion.classify.networks import ConvClassifier, save_classifier
 from fashion.report import aggregate
 from fashion.report import quality as quality_module
 from fashion.training import fit

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import torch
 
-from fashion import artifacts, classifier_net, metrics, runfolder
-from fashion.classifier_net import CLASSIFIER_JOB, MODEL_FILE, load_classifier
+from fashion import artifacts, metrics, runfolder
+from fashion.classify import networks
+from fashion.classify.networks import CLASSIFIER_JOB, MODEL_FILE, load_classifier
 from fashion.data import find_data_dir, load_fashion, to_unit_range
 from fashion.runfolder import REPORT_DIR, JobFolder
 
 REFERENCES_FILE = "references.json"
 REAL_ROW, NOISE_ROW = "real: train vs test", "noise: uniform pixels"
 # The code a cached number depends on: the metrics, the classifier network, and this module.
-METRIC_SOURCES = [Path(metrics.__file__), Path(classifier_net.__file__), Path(__file__)]
+METRIC_SOURCES = [Path(metrics.__file__), Path(networks.__file__), Path(__file__)]
 
 
 class Unmeasured(Exception):

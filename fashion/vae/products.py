@@ -20,7 +20,7 @@ import torch
 from fashion.data import Dataset, DataError, Split
 from fashion.training import ConfigError, Task
 from fashion.vae.conditional import ConditionalVAE
-from fashion.vae.model import VAEConfig
+from fashion.vae.task import VAEConfig
 
 GENDERS = ("Men", "Women", "Boys", "Girls", "Unisex")
 USED_FIELDS = ("id", "gender", "subCategory")

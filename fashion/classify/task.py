@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fashion import artifacts, runfolder
-from fashion.classifier_net import ARCHITECTURES, MODEL_FILE, ConvClassifier, DenseClassifier, save_classifier
+from fashion.classify.networks import ARCHITECTURES, MODEL_FILE, ConvClassifier, DenseClassifier, save_classifier
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
 from fashion.training import ConfigError, Task, TrainConfig
 
