@@ -119,12 +119,13 @@ def dispatch(args) -> int:
     if not selected:
         console.print("nothing to run: every selected job was skipped")
         return 1
-    selected, note = jobs.with_feature_classifier(selected, out, args.classifier)
-    if note:
-        console.print(f"[yellow]{note}[/]", highlight=False)
-        added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selected jobs only where they apply to it
-        configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
-                                                 if k in added.config_class.__dataclass_fields__})
+    if not args.no_aggregate:  # the classifier's features are for the report
+        selected, note = jobs.with_feature_classifier(selected, out, args.classifier)
+        if note:
+            console.print(f"[yellow]{note}[/]", highlight=False)
+            added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
+            configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
+                                                     if k in added.config_class.__dataclass_fields__})
     selected = skip_finished(selected, out, args.force)
     if not selected:
         console.print(f"every selected job already completed in {out}; --force retrains them")

@@ -97,13 +97,13 @@ def select(patterns: list[str]) -> list[Job]:
 def with_feature_classifier(selected: list[Job], run_dir, classifier: str | None = None) -> tuple[list[Job], str]:
     """The selection plus classify/cnn when generative jobs need its features for the report, and a note
     saying so; unchanged when it is selected, already completed in the run, or ``classifier`` is given."""
-    names = [job.name for job in selected]
-    if (classifier or CLASSIFIER_JOB in names or CLASSIFIER_JOB not in CATALOGUE
+    if (classifier or CLASSIFIER_JOB in [job.name for job in selected] or CLASSIFIER_JOB not in CATALOGUE
             or not any(job.generative for job in selected)
             or runfolder.read_status(runfolder.job_dir(run_dir, CLASSIFIER_JOB)).get("state") == "completed"):
         return selected, ""
-    return select(names + [CLASSIFIER_JOB]), (f"{CLASSIFIER_JOB} added: the report measures the generative jobs "
-                                              "in its features (--classifier PATH uses a trained one instead)")
+    # Last, so the selection keeps its order (and its SLURM groups come first).
+    return selected + [CATALOGUE[CLASSIFIER_JOB]], (f"{CLASSIFIER_JOB} added: the report measures the generative "
+                                                    "jobs in its features (--classifier PATH uses a trained one instead)")
 
 
 def parse_values(config_class: type, raw: dict[str, str], job_name: str = "") -> dict:

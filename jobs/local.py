@@ -96,7 +96,8 @@ def dry_run(jobs: list[Job], configs: dict, run_dir: Path) -> int:
     rows = []
     for job in jobs:
         config = dataclasses.replace(configs[job.name], epochs=2, limit_batches=3, cpu=True, precision="no",
-                                     train_subset=max(256, 2 * configs[job.name].batch_size), test_subset=256)
+                                     train_subset=max(256, 2 * configs[job.name].batch_size), test_subset=256,
+                                     eval_samples=256)
         out = runfolder.job_dir(run_dir, job.name)
         shutil.rmtree(out, ignore_errors=True)  # the dry-run folder is scratch space
         reason = job.unavailable(config) if job.unavailable else None

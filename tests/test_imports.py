@@ -1,6 +1,8 @@
 """The import graph stays layered: the library never reaches into the catalogue or the cluster code, the
 report reads files only, and nothing edits sys.path (the package is installed: ``pip install -e .``)."""
 import ast
+import re
+import tomllib
 from pathlib import Path
 
 from conftest import ROOT
@@ -58,3 +60,15 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    import jobs.catalogue\n    from slurm import executor\n")
     assert imported(probe) == {"jobs.catalogue", "slurm"}
+
+
+def test_requirements_and_the_package_list_the_same_dependencies():
+    def parse(lines):
+        return {re.split(r"[<>=!~]", line, maxsplit=1)[0].strip().lower(): line.replace(" ", "") for line in lines}
+
+    listed = parse(line for line in (ROOT / "requirements.txt").read_text().splitlines()
+                   if line.strip() and not line.startswith("#"))
+    package = parse(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    pinned = {"torch", "torchvision", "pytest"}  # exact builds / test tools: requirements.txt only decides those
+    assert {k: v for k, v in listed.items() if k not in pinned} == {k: v for k, v in package.items() if k not in pinned}
+    assert pinned - {"pytest"} <= set(package)
