@@ -124,8 +124,8 @@ class Quality:
             raise Unmeasured(_not_finished(job))
         sample_file = job.path / runfolder.EVAL_FILE
         if not sample_file.exists():
-            raise Unmeasured(f"no {runfolder.EVAL_FILE}: it generates no images comparable with the test set "
-                             "(see its own metrics), or it finished before jobs kept one")
+            raise Unmeasured(f"generates no images comparable with the test set (no {runfolder.EVAL_FILE}; "
+                             "see its own metrics)")
         if self.problem:
             raise Unmeasured(self.problem)
         source = {**self.inputs, "samples": sha256(sample_file)[:16]}
