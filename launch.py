@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 import jobs
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from fashion.data import DataError
 from fashion.training import ConfigError
 
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
                    help="any config field, for all jobs or for one job (repeatable); see --list -v")
+    g.add_argument("--classifier", metavar="PATH", help="a classify/cnn model.pt for the report's quality metrics "
+                   "(with --aggregate, or instead of adding classify/cnn to a run)")
     g.add_argument("--force", action="store_true", help="retrain jobs that already completed in this run")
     g.add_argument("--nproc", type=int, default=1, help="--local: processes per job (CPU DDP with gloo)")
     g.add_argument("-v", "--verbose", action="store_true", help="--list: show every config field")
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args) -> int:
     outputs = Path(args.outputs)
+    args.classifier = checked_file(args.classifier)
     if args.list:
         return print_catalogue(args.verbose)
     if args.status:
@@ -119,7 +122,8 @@ def dispatch(args) -> int:
     if args.aggregate:
         from fashion.report import aggregate
 
-        return aggregate(run_dir(outputs, args.aggregate, must_exist=True), console=console)
+        return aggregate(run_dir(outputs, args.aggregate, must_exist=True), console=console,
+                         classifier=args.classifier)
 
     selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]))
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
@@ -132,6 +136,13 @@ def dispatch(args) -> int:
     if not selected:
         console.print("nothing to run: every selected job was skipped")
         return 1
+    if not args.no_aggregate:  # the classifier's features are for the report
+        selected, note = jobs.with_feature_classifier(selected, out, args.classifier)
+        if note:
+            console.print(f"[yellow]{note}[/]", highlight=False)
+            added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
+            configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
+                                                     if k in added.config_class.__dataclass_fields__})
     selected = skip_finished(selected, out, args.force)
     if not selected:
         console.print(f"every selected job already completed in {out}; --force retrains them")
@@ -165,6 +176,12 @@ def overrides_for(job: jobs.Job, args) -> dict[str, str]:
     return values
 
 
+def checked_file(path: str | None) -> str | None:
+    if path and not Path(path).is_file():
+        raise LaunchError(f"--classifier {path}: no such file; give the model.pt a classify/cnn job saved")
+    return str(Path(path).resolve()) if path else None
+
+
 def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:
     if not run or "/" in run or run.startswith("."):
         raise LaunchError(f"--run {run!r}: use a plain folder name like 'baseline' or 'sweep-1'")
@@ -193,7 +210,7 @@ def skip_finished(selected: list[jobs.Job], out: Path, force: bool) -> list[jobs
     """Never spend GPU hours twice: completed jobs are skipped unless --force moves them aside."""
     todo = []
     for job in selected:
-        folder = out / job.name
+        folder = runfolder.job_dir(out, job.name)
         if artifacts.read_status(folder).get("state") == "completed":
             if not force:
                 console.print(f"[dim]{job.name}: already completed in {folder}, skipped (--force retrains)[/]")

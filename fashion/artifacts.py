@@ -176,6 +176,3 @@ def write_status(job_dir, state: str, **fields) -> Path:
 def read_status(job_dir) -> dict:
     return read_json(Path(job_dir) / STATUS_FILE, {}) or {}
 
-
-def job_dir(outputs: str | os.PathLike, run: str, job: str) -> Path:
-    return Path(outputs) / run / job

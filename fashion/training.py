@@ -8,7 +8,6 @@ resume, history, loss plots and the GIF.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import socket
@@ -21,13 +20,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from fashion.checkpoint import load_checkpoint, save_checkpoint
-from fashion.data import Dataset, epoch_batches, load_fashion
+from fashion.data import CLASSES, Dataset, epoch_batches, load_fashion
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
-SNAPSHOT_DIR = "snapshots"
-SNAPSHOT_SEED = 777
+SNAPSHOT_SEED, EVAL_SEED = 777, 919
 
 
 class ConfigError(ValueError):
@@ -62,10 +60,13 @@ class TrainConfig:
     "Every N epochs and at the last, keep generated samples for the report's FID-over-epochs curve (0: off)."
     snapshot_samples: int = 2000
     "Images per snapshot (uint8, 0.8 KB each)."
+    eval_samples: int = 10000
+    "Generated images kept at the end (eval_samples.pt) for the report's quality metrics."
 
     def validate(self) -> None:
-        if self.snapshot_samples < 2:
-            raise ConfigError(f"snapshot_samples={self.snapshot_samples}: FID needs at least 2 (2000 is plenty)")
+        for name in ("snapshot_samples", "eval_samples"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"{name}={getattr(self, name)}: FID needs at least 2 (thousands are usual)")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         for name in ("epochs", "batch_size"):
@@ -342,6 +343,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
             from fashion.generator import export
 
             export(task, job_dir, job_name)  # before "completed": a completed job always has its generator
+            save_eval_samples(task, config, job_dir, len(epoch_rows))
         old = artifacts.read_json(job_dir / "metrics.json", {}) or {}
         artifacts.write_json(job_dir / "metrics.json", {**old, **metrics})
         if state_name == "completed":
@@ -351,42 +353,27 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
 
 
 def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
-    """Every ``snapshot_every`` epochs and at the last: ``snapshots/epoch_NNN.pt``, samples of the model as it
-    is now (uint8), which the report turns into FID over epochs. Its own fixed noise: training is untouched."""
+    """Every ``snapshot_every`` epochs and at the last: samples of the model as it is now, which the report
+    turns into FID over epochs. Its own fixed noise: training is untouched."""
     every = config.snapshot_every
     if not every or (epoch % every and epoch != config.epochs):
         return None
     with torch.no_grad():
         drawn = task.metric_samples(config.snapshot_samples, Noise(task.device, config.seed + SNAPSHOT_SEED))
+    return None if drawn is None else runfolder.write_snapshot(job_dir, epoch, drawn[0])
+
+
+def save_eval_samples(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
+    """The finished model's evaluation set (``eval_samples``, seeded): the report measures these files and
+    never rebuilds the model."""
+    with torch.no_grad():
+        drawn = task.metric_samples(config.eval_samples, Noise(task.device, config.seed + EVAL_SEED))
     if drawn is None:
         return None
-    images = drawn[0].clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
-    buf = io.BytesIO()
-    torch.save({"epoch": epoch, "images": images}, buf)
-    return artifacts.write_bytes(job_dir / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt", buf.getvalue())
-
-
-def restore_task(task_class: type[Task], config: TrainConfig, job_dir, device: str = "cpu",
-                 data: Dataset | None = None) -> Task:
-    """Rebuild a finished job's task from its checkpoint, in this process, for evaluation (no DDP)."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-
-    state = load_checkpoint(job_dir)
-    if state is None:
-        raise FileNotFoundError(f"{job_dir}: no checkpoint.pt to evaluate")
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    acc = Accelerator(cpu=device == "cpu")
-    if data is None:
-        data = task_class.load_data(config)
-        data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
-    task = task_class(config, acc, Dataset(data.train.to(acc.device), data.test.to(acc.device)))
-    for name, net in task.nets.items():
-        net.to(acc.device).load_state_dict(state["nets"][name])
-        net.eval()
-    task.load_state_dict(state.get("task", {}))
-    return task
+    kind = getattr(task, "label_kind", "class")
+    names = getattr(task, "label_names", None) or (CLASSES if kind == "class" else [f"code {i}" for i in range(10)])
+    return runfolder.write_eval_samples(job_dir, runfolder.EvalSamples(drawn[0], drawn[1], list(names), kind,
+                                                                       config.seed, epoch))
 
 
 def _summarise(acc, records, iteration0):
@@ -414,13 +401,12 @@ def _mean(rows, key):
 
 
 def _write_history(job_dir, job_name, epoch_rows, step_rows):
-    artifacts.write_csv(job_dir / "history.csv", epoch_rows)
-    artifacts.write_csv(job_dir / "losses.csv", step_rows)
+    artifacts.write_csv(job_dir / runfolder.HISTORY_FILE, epoch_rows)
+    artifacts.write_csv(job_dir / runfolder.LOSSES_FILE, step_rows)
     artifacts.plot_losses(step_rows, epoch_rows, job_dir / "losses.png", title=job_name)
 
 
 def _epoch_line(job_name, row, epochs):
-    skip = {"epoch", "iteration", "seconds", "images_per_s"}
-    losses = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip and isinstance(v, float))
+    losses = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in runfolder.BOOKKEEPING and isinstance(v, float))
     return (f"[{job_name}] epoch {row['epoch']}/{epochs}  {losses}  "
             f"{row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")

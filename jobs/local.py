@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from jobs.catalogue import Job
 from jobs.runner import TrainJob
 
@@ -35,8 +35,8 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
     with Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), console=console) as progress:
         for job in jobs:
-            out = run_dir / job.name
-            executor = submitit.LocalExecutor(folder=run_dir / ".submitit" / job.name)
+            out = runfolder.job_dir(run_dir, job.name)
+            executor = submitit.LocalExecutor(folder=runfolder.job_dir(run_dir / runfolder.SUBMITIT_DIR, job.name))
             executor.update_parameters(tasks_per_node=tasks_per_node, timeout_min=60 * 24 * 7,
                                        **local_gpus(tasks_per_node, configs[job.name].cpu))
             artifacts.write_status(out, "queued", job=job.name)
@@ -96,8 +96,9 @@ def dry_run(jobs: list[Job], configs: dict, run_dir: Path) -> int:
     rows = []
     for job in jobs:
         config = dataclasses.replace(configs[job.name], epochs=2, limit_batches=3, cpu=True, precision="no",
-                                     train_subset=max(256, 2 * configs[job.name].batch_size), test_subset=256)
-        out = run_dir / job.name
+                                     train_subset=max(256, 2 * configs[job.name].batch_size), test_subset=256,
+                                     eval_samples=256)
+        out = runfolder.job_dir(run_dir, job.name)
         shutil.rmtree(out, ignore_errors=True)  # the dry-run folder is scratch space
         reason = job.unavailable(config) if job.unavailable else None
         if reason:

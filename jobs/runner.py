@@ -103,6 +103,3 @@ def _use_allocated_cpus() -> None:
         # accelerate resets the threads of CPU DDP ranks to cores / ranks on this node unless this is set
         os.environ.setdefault("OMP_NUM_THREADS", cpus)
 
-
-def job_dir(outputs, run: str, job_name: str) -> Path:
-    return artifacts.job_dir(outputs, run, job_name)

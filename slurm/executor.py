@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -22,9 +21,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 
-ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS_DIR = Path(__file__).resolve().parent / "clusters"
 SLURM_FILE = "slurm.json"
 SUBMITIT_DIR = ".submitit"
@@ -92,8 +90,7 @@ class Request:
         """The parameters of ``submitit.SlurmExecutor.update_parameters`` for this request."""
         params = dict(time=self.time, nodes=self.nodes, ntasks_per_node=self.tasks_per_node,
                       cpus_per_task=self.cpus_per_task, signal_delay_s=signal_delay_s(self.time),
-                      setup=[f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}",
-                             *self.setup],
+                      setup=list(self.setup),
                       additional_parameters=dict(self.sbatch))
         if self.gpus_per_node:
             params["gpus_per_node"] = self.gpus_per_node
@@ -442,7 +439,10 @@ def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | No
         check_report_options(profile.get("report", {}), profile_name)
     refuse_active(todo, run_dir)
 
-    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, profile.get("report", {}))
+    report_options = dict(profile.get("report", {}))
+    if getattr(args, "classifier", None):  # the launcher's --classifier: the report measures with that model
+        report_options["classifier"] = args.classifier
+    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, report_options)
     print_submission(console, submission, run_dir)
     return 0
 
@@ -608,7 +608,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
             try:
                 with executor.batch():
                     group = {job.name: executor.submit(TrainJob(job.name, dataclasses.asdict(configs[job.name]),
-                                                                str(run_dir / job.name)))
+                                                                str(runfolder.job_dir(run_dir, job.name))))
                              for job in members}
             except (subprocess.SubprocessError, submitit.core.utils.UncompletedJobError,
                     submitit.core.utils.FailedSubmissionError) as err:
@@ -644,7 +644,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
     now = time.time()
     for name, handle in handles.items():
         # Replaced, not merged: a re-launched job must not carry the traceback of its last failure.
-        artifacts.write_json(run_dir / name / artifacts.STATUS_FILE, {
+        artifacts.write_json(runfolder.job_dir(run_dir, name) / artifacts.STATUS_FILE, {
             "state": "queued", "job": name, "epoch": 0, "epochs": configs[name].epochs,
             "slurm_id": handle.job_id, "log_out": str(handle.paths.stdout),
             "log_err": str(handle.paths.stderr), "submitted": now, "updated": now})

@@ -54,7 +54,7 @@ def test_list_prints_the_catalogue(capsys):
 
 def test_a_job_missing_its_own_data_is_skipped_locally_with_the_reason(tmp_path, capsys):
     code, out = run(capsys, "vae/product-cond", "--local", "--outputs", str(tmp_path))
-    assert code == 1 and "vae/product-cond: skipped" in out and "data_dir" in out
+    assert code == 1 and "vae/product-cond: skipped" in out and "photo_dir" in out
     assert not (tmp_path / "default" / "vae").exists()
 
 
@@ -104,3 +104,28 @@ def test_local_jobs_get_the_gpus_this_process_may_use(monkeypatch, gpus, tasks, 
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible_env)
     assert local_gpus(tasks, cpu) == expected
+
+
+def test_generative_jobs_bring_the_feature_classifier_into_the_run(tmp_path):
+    selected, note = jobs.with_feature_classifier([jobs.get("gan/gan")], tmp_path / "r")
+    assert {job.name for job in selected} == {"gan/gan", "classify/cnn"} and "classify/cnn added" in note
+
+
+def test_the_classifier_is_not_added_when_given_completed_or_not_needed(tmp_path):
+    gan = [jobs.get("gan/gan")]
+    assert jobs.with_feature_classifier(gan, tmp_path / "r", classifier="model.pt") == (gan, "")
+    assert jobs.with_feature_classifier([jobs.get("classify/dense")], tmp_path / "r") == ([jobs.get("classify/dense")], "")
+    artifacts.write_status(tmp_path / "r" / "classify" / "cnn", "completed")
+    assert jobs.with_feature_classifier(gan, tmp_path / "r") == (gan, "")
+
+
+def test_a_missing_classifier_file_is_a_clear_error(tmp_path, capsys):
+    code, out = run(capsys, "gan/gan", "--local", "--classifier", str(tmp_path / "nope.pt"), "--outputs", str(tmp_path))
+    assert code == 2 and "--classifier" in out and "no such file" in " ".join(out.split())
+    assert not (tmp_path / "default").exists()
+
+
+def test_optimizer_is_one_setting_name_in_every_family():
+    fields = {name: set(job.config_class.__dataclass_fields__) for name, job in jobs.CATALOGUE.items()}
+    assert "optimizer" in fields["classify/cnn"] and "optimizer" in fields["vae/conv"]
+    assert not [name for name, keys in fields.items() if "optimiser" in keys]

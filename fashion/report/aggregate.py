@@ -9,23 +9,22 @@ import collections
 from pathlib import Path
 
 from fashion.report import collect, page, summary
-from fashion.report.collect import REPORT_DIR, JobFolder
 from fashion.report.quality import Quality, Unmeasured
+from fashion.runfolder import REPORT_DIR, JobFolder
 
 
-def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, train_classifier: bool = True,
-              classifier_budget: dict | None = None) -> int:
-    """Build the run's report; returns the exit code (1 when the run has no job folders yet)."""
-    import jobs
+def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, classifier: str | None = None) -> int:
+    """Build the run's report from its files; returns the exit code (1 when the run has no job folders yet).
+    ``classifier``: a classify/cnn model.pt to measure with instead of the run's own."""
     from rich.console import Console
 
     run_dir = Path(run_dir)
     console = console or Console()
-    found = collect.find_jobs(run_dir, order=list(jobs.CATALOGUE))
+    found = collect.find_jobs(run_dir)
     if not found:
         console.print(f"[red]{run_dir}: no job folders yet (nothing with a status.json); launch some jobs first[/]")
         return 1
-    quality = Quality(run_dir, found, n_samples, seed, train_classifier, classifier_budget, console)
+    quality = Quality(run_dir, found, n_samples, seed, classifier, console)
 
     rows, sections, curves = [], [], {}
     for job in found:

@@ -7,16 +7,14 @@ With ``recon=bce`` and ``beta=1`` this is exactly the negative ELBO of a Bernoul
 """
 from __future__ import annotations
 
-import csv
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
 from fashion.training import ConfigError, Noise, Task, TrainConfig
 from fashion.vae import analysis
@@ -267,7 +265,7 @@ class VAETask(Task):
 
     def finish(self, out):
         numbers, means = self.evaluate()
-        analysis.save_elbo_curves(_read_history(out / "history.csv"), out / "elbo.png")
+        analysis.save_elbo_curves(runfolder.read_history(out), out / "elbo.png")
         if self.pairs:
             labels = [label or f"{a.name} -> {b.name}" for a, b, label in self.pairs]
             analysis.save_rows(self.interpolation_rows(means), labels, out / "interpolation.png",
@@ -337,9 +335,3 @@ class LatentPlaneVAE(VAETask):
             raise ConfigError(f"latent_dim={config.latent_dim}: this job draws the 2-D latent plane, keep 2")
         super().__init__(config, accelerator, data)
 
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
