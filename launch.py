@@ -111,10 +111,13 @@ def dispatch(args) -> int:
         return cancel_run(run_dir(outputs, args.cancel, must_exist=True))
     if args.sample:
         from fashion.generator import SampleError, sample_command
+        from fashion.training import Task
 
+        entry = jobs.CATALOGUE.get(args.sample.strip("/").partition("/")[2])
+        generative = entry is None or entry.task.generator_spec is not Task.generator_spec
         try:
             path = sample_command(outputs, args.sample, args.n, args.label, args.seed, args.out, args.input,
-                                  args.data_dir)
+                                  args.data_dir, generative)
         except SampleError as err:
             raise LaunchError(str(err)) from None
         console.print(f"wrote {path}", highlight=False)

@@ -142,13 +142,10 @@ def read_grey(path, size: tuple[int, int]) -> torch.Tensor:
 
 
 # -- the --sample command -----------------------------------------------------------------------
-def unfinished_reason(job_dir: Path, run: str, job: str, outputs: Path = Path("outputs")) -> str:
+def unfinished_reason(job_dir: Path, run: str, job: str, outputs: Path = Path("outputs"),
+                      generative: bool = True) -> str:
     """Why a job folder has no generator.pt, and how to get one."""
-    import jobs
-    from fashion.training import Task
-
-    entry = jobs.CATALOGUE.get(job)
-    if entry is not None and entry.task.generator_spec is Task.generator_spec:
+    if not generative:
         return f"{job} is not a generative job: it draws nothing (generative jobs: gans, vaes, colorize)"
     status = artifacts.read_status(job_dir)
     state, epoch, epochs = status.get("state", "unknown"), status.get("epoch", "?"), status.get("epochs", "?")
@@ -169,8 +166,9 @@ def unfinished_reason(job_dir: Path, run: str, job: str, outputs: Path = Path("o
 
 
 def sample_command(outputs, target: str, n: int = 100, label: str | None = None, seed: int | None = None,
-                   out=None, inputs=(), data_dir: str | None = None) -> Path:
-    """``launch.py --sample RUN/JOB``: draw from a finished job into one PNG (written atomically)."""
+                   out=None, inputs=(), data_dir: str | None = None, generative: bool = True) -> Path:
+    """``launch.py --sample RUN/JOB``: draw from a finished job into one PNG (written atomically).
+    ``generative`` is False for a job the caller knows draws nothing (the catalogue says so)."""
     outputs = Path(outputs)
     run, _, job = target.strip("/").partition("/")
     if not run or not job:
@@ -183,7 +181,7 @@ def sample_command(outputs, target: str, n: int = 100, label: str | None = None,
                           f"{', '.join(known) or 'none'} (--outputs sets the root, now {outputs})")
     path = job_dir / FILE
     if not path.is_file():
-        raise SampleError(unfinished_reason(job_dir, run, job, outputs))
+        raise SampleError(unfinished_reason(job_dir, run, job, outputs, generative))
     out = Path(out) if out else Path(f"{job.replace('/', '-')}-samples.png")
     if out.exists() and outputs.resolve() in out.resolve().parents:
         raise SampleError(f"--out {out}: would overwrite a file in the outputs tree; choose another path")

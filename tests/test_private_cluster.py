@@ -206,7 +206,7 @@ def test_both_ranks_of_a_two_node_job_end_with_identical_weights(cluster, tmp_pa
     monkeypatch.setenv("SLURM_CONF", cluster.conf)
     executor = submitit.SlurmExecutor(folder=tmp_path / "submitit", python=f"nice -n 10 {sys.executable}")
     executor.update_parameters(partition="gpu", nodes=2, ntasks_per_node=1, gpus_per_node=1, cpus_per_task=1,
-                               time=10, signal_delay_s=30, setup=[f"export PYTHONPATH={ROOT}"])
+                               time=10, signal_delay_s=30)
     config = {"epochs": 1, "limit_batches": 2, "batch_size": 16, "precision": "no", "cpu": True,
               "data_dir": str(fake_fashion_dir)}
     job = executor.submit(_train_and_return_weights, "gan/gan", config, str(tmp_path / "gan"))
