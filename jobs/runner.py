@@ -31,6 +31,8 @@ class TrainJob(submitit.helpers.Checkpointable):
             from fashion.training import fit
 
             return fit(job.task, config, self.job_dir, self.job_name)
+        except artifacts.JobBusy:
+            raise  # the folder and its status.json belong to the process that holds the lock
         except Exception as err:
             if not distributed or os.environ.get("RANK", "0") == "0":
                 artifacts.write_status(self.job_dir, "failed", error=f"{type(err).__name__}: {err}",
