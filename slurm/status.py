@@ -104,17 +104,20 @@ def show_status(run_dir: Path) -> int:
             state = "failed"
         elif slurm_state == "CANCELLED" and state in ("queued", "running"):
             state = "cancelled"
+        elif slurm_state == "PENDING" and state in ("running", "interrupted"):
+            state = "queued"  # requeued (preempted or timed out): waiting to resume
         row = last_history_row(folder)
         epochs = status.get("epochs") or (status.get("config") or {}).get("epochs")
         done = status.get("epoch", row.get("epoch", 0) if row else 0)
-        colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow"}.get(state, "red")
+        colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow",
+                  "interrupted": "yellow"}.get(state, "red")
         speed = status.get("seconds_per_epoch")
         progress = f"{done}/{epochs or '?'}"
         if state == "running" and status.get("step") and status.get("steps"):
             progress += f" (step {status['step']}/{status['steps']})"
         table.add_row(name, f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]", progress,
                       f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
-        if state in ("failed", "diverged") or slurm_state in FAILED_STATES:
+        if state in ("failed", "diverged", "corrupt") or slurm_state in FAILED_STATES:
             failures.append((name, status, slurm_state))
     if report:
         table.add_row("(report)", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",
@@ -122,9 +125,11 @@ def show_status(run_dir: Path) -> int:
     console.print(table)
 
     for name, status, slurm_state in failures:
-        detail = _tail(status.get("log_err")) or status.get("traceback") or status.get("error") \
-            or status.get("reason") or "no log recorded"
-        source = status.get("log_err") if _tail(status.get("log_err")) else "status.json"
+        # The job's own one-line error first: a log tail buries it under a stack trace.
+        tail = _tail(status.get("log_err"))
+        detail = "\n".join(x for x in (status.get("error") or status.get("reason"), tail or status.get("traceback"))
+                           if x) or "no log recorded"
+        source = status.get("file") or (status.get("log_err") if tail else "status.json")
         title = f"{name}: {status.get('state')}{f' / SLURM {slurm_state}' if slurm_state else ''} ({source})"
         console.print(Panel(detail, title=title, title_align="left", border_style="red"), markup=False)
     if report and states.get(report["slurm_id"]) in FAILED_STATES:

@@ -65,7 +65,12 @@ def read_job(run_dir: Path, name: str) -> JobFolder:
             setattr(job, attr, artifacts.read_json(folder / file, {}) or {})
         except ValueError as err:  # corrupt JSON: show it, keep going
             job.errors.append(str(err))
-    job.last_epoch = _last_row(folder / "history.csv") or dict(job.metrics.get("final", {}))
+            if attr == "status":
+                job.status = {"state": "corrupt"}
+    job.last_epoch = _last_row(folder / "history.csv")
+    if not job.last_epoch and (folder / "history.csv").exists():
+        job.errors.append(f"{folder / 'history.csv'}: unreadable or empty")
+    job.last_epoch = job.last_epoch or dict(job.metrics.get("final", {}))
     return job
 
 
@@ -73,7 +78,7 @@ def _last_row(path: Path) -> dict:
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
-    except (FileNotFoundError, csv.Error):
+    except (OSError, csv.Error, UnicodeDecodeError):
         return {}
     return {k: _number(v) for k, v in rows[-1].items() if k and _number(v) is not None} if rows else {}
 
