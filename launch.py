@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import signal
 import sys
@@ -245,7 +246,10 @@ def plan(selected: list[jobs.Job], configs: dict, out: Path, force: bool) -> tup
             console.print(f"[red]{job.name}: corrupt, skipped: {status['error']}; --force starts it afresh "
                           "(the folder moves to .replaced/)[/]", highlight=False)
             continue
-        problem, done = resume_check(folder, configs[job.name], status)
+        config = configs[job.name]
+        if state == "completed":  # asking a finished job for fewer epochs is not a change: it is skipped
+            config = dataclasses.replace(config, epochs=max(config.epochs, int(status.get("epoch") or 0)))
+        problem, done = resume_check(folder, config, status)
         if problem:
             refused.append(f"{job.name}: {problem}")
             continue
@@ -264,8 +268,6 @@ def plan(selected: list[jobs.Job], configs: dict, out: Path, force: bool) -> tup
 
 def resume_check(folder: Path, config, status: dict) -> tuple[str, int]:
     """(why resuming this folder with ``config`` is refused or "", epochs it has trained), from config.json."""
-    import dataclasses
-
     done = int(status.get("epoch") or 0) if isinstance(status.get("epoch"), (int, float)) else 0
     if not (folder / CHECKPOINT).exists():
         return "", done
