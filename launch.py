@@ -301,6 +301,21 @@ def skip_finished(selected: list[jobs.Job], out: Path, force: bool) -> list[jobs
     return todo
 
 
+def check_writable(out: Path) -> None:
+    """A file can be made where the run goes (tried in its nearest existing folder, which it leaves as it was)."""
+    import tempfile
+
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise LaunchError(f"cannot write {out}: {err.strerror or err} in {folder}; choose another --outputs or "
+                          "fix its permissions") from None
+
+
 def check_before_start(selected: list[jobs.Job], configs: dict, args) -> None:
     """What would only fail once a job runs, checked now: DDP batch splits and the data itself."""
     if args.local:
@@ -312,6 +327,7 @@ def check_before_start(selected: list[jobs.Job], configs: dict, args) -> None:
             raise LaunchError(f"{', '.join(uneven)}: batch_size {batch} is global and must split evenly over "
                               f"--nproc {args.nproc} processes; use --batch-size "
                               f"{-(-batch // args.nproc) * args.nproc} or another --nproc")
+    check_writable(Path(args.outputs) / args.run)
     if getattr(args, "no_data_check", False):
         return
     seen: dict[tuple, str] = {}

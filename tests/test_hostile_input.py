@@ -125,6 +125,8 @@ CASES = [
     Case("zero learning rate", ["vae/conv", "--local", *BASE, "--set", "lr=0"], 2, "must be positive"),
     Case("bad setting for a job not selected", ["gan/lsgan", "--local", *BASE, "--set", "gan/wgan_gp:gp_weight=x"],
          2, "gp_weight"),
+    Case("outputs that cannot be written", ["gan/lsgan", "--local", *BASE, "--outputs", "/proc/fashion-out"], 2,
+         "cannot write /proc/fashion-out"),
     # 11: --force checks everything before moving anything
     Case("--force with a bad SLURM request", ["gan/gan", *BASE, "--force", "--partition", "nope"], 2, "error"),
 ]
@@ -137,7 +139,7 @@ def test_hostile_input_is_refused_or_contained(case, outputs, capsys, monkeypatc
     held = case.setup(outputs) if case.setup else None
     before = tree_checksum(outputs, case.may_change)
     try:
-        code = launch.main([*case.argv, "--outputs", str(outputs)])
+        code = launch.main(["--outputs", str(outputs), *case.argv])
     finally:
         if held is not None:
             held.release()
@@ -159,6 +161,18 @@ def test_a_completed_job_with_more_epochs_is_trained_on(outputs, capsys):
     todo, replace = launch.plan([jobs.get("gan/gan")], {"gan/gan": config}, outputs / "done", force=False)
     assert [j.name for j in todo] == ["gan/gan"] and replace == []
     assert "training on to 5" in capsys.readouterr().out
+
+
+def test_a_failed_write_names_the_path_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    import errno
+
+    def disk_full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(artifacts.WriteError, match=f"cannot write {tmp_path / 'a.json'}: the disk is full"):
+        artifacts.write_json(tmp_path / "a.json", {})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_summary_table_keeps_a_multi_line_error_on_its_row(tmp_path):
