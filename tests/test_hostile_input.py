@@ -175,6 +175,17 @@ def test_a_failed_write_names_the_path_and_leaves_no_temp_file(tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_job_out_of_requeues_says_it_timed_out_plainly(tmp_path, monkeypatch):
+    import submitit
+
+    from jobs.runner import failure
+
+    artifacts.write_status(tmp_path, "running", epoch=4)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "3")
+    err = submitit.core.utils.UncompletedJobError("Job not requeued because: timed-out too many times.")
+    assert failure(err, tmp_path).startswith("timed out 4 times") and "after epoch 4" in failure(err, tmp_path)
+
+
 def test_summary_table_keeps_a_multi_line_error_on_its_row(tmp_path):
     from fashion.report.summary import write_summaries
 
