@@ -87,7 +87,7 @@ def read_json(path, default=None):
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: corrupt JSON ({err}); delete it or re-run the job with --force") from err
 
 
@@ -179,8 +179,8 @@ def read_status(job_dir) -> dict:
     path = Path(job_dir) / STATUS_FILE
     try:
         status = read_json(path, {}) or {}
-    except (ValueError, UnicodeDecodeError) as err:
-        return {"state": "corrupt", "error": f"{path}: unreadable ({err})", "file": str(path)}
+    except ValueError as err:  # read_json's message names the file and the fix
+        return {"state": "corrupt", "error": str(err), "file": str(path)}
     except OSError as err:
         return {"state": "corrupt", "error": f"{path}: cannot be read ({err.strerror or err})", "file": str(path)}
     if not isinstance(status, dict):
