@@ -186,6 +186,14 @@ def test_a_job_out_of_requeues_says_it_timed_out_plainly(tmp_path, monkeypatch):
     assert failure(err, tmp_path).startswith("timed out 4 times") and "after epoch 4" in failure(err, tmp_path)
 
 
+def test_the_report_flags_a_corrupt_history_and_missing_samples(outputs):
+    from fashion.report.collect import read_job
+
+    (outputs / "done" / "gan" / "gan" / "history.csv").write_bytes(b"\xff\xfe\x00garbage")
+    errors = " ".join(read_job(outputs / "done", "gan/gan").errors)
+    assert "history.csv: unreadable" in errors and "samples: missing" in errors
+
+
 def test_summary_table_keeps_a_multi_line_error_on_its_row(tmp_path):
     from fashion.report.summary import write_summaries
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from fashion import artifacts
 
 REPORT_DIR = "report"
+# Families whose jobs draw samples/epoch_NNN.png every epoch.
+SAMPLING_FAMILIES = {"gan", "vae", "colorize"}
 PICTURES = (".png", ".gif")
 LOG_LINES = 40
 # history.csv columns that are bookkeeping, not loss terms or test numbers.
@@ -71,6 +73,8 @@ def read_job(run_dir: Path, name: str) -> JobFolder:
     if not job.last_epoch and (folder / "history.csv").exists():
         job.errors.append(f"{folder / 'history.csv'}: unreadable or empty")
     job.last_epoch = job.last_epoch or dict(job.metrics.get("final", {}))
+    if job.state == "completed" and job.family in SAMPLING_FAMILIES and not (folder / "samples").is_dir():
+        job.errors.append(f"{folder / 'samples'}: missing (every epoch of a generative job draws a grid there)")
     return job
 
 
