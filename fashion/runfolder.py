@@ -24,6 +24,8 @@ SNAPSHOT_DIR = "snapshots"
 EVAL_FILE = "eval_samples.pt"
 SUBMITIT_DIR = ".submitit"
 LOG_LINES = 40
+# Families whose jobs draw samples/epoch_NNN.png every epoch.
+SAMPLING_FAMILIES = frozenset({"gan", "vae", "colorize"})
 
 # history.csv columns the training loop adds to every epoch row; the other columns are the task's terms.
 BOOKKEEPING = ("epoch", "iteration", "seconds", "images_per_s")
@@ -90,8 +92,14 @@ def read_job(run_dir, name: str) -> JobFolder:
             setattr(job, attr, read_json(folder / file, {}) or {})
         except ValueError as err:  # corrupt JSON: show it, keep going
             job.errors.append(str(err))
+            if attr == "status":
+                job.status = {"state": "corrupt"}
     rows = read_history(folder)
+    if not rows and (folder / HISTORY_FILE).exists():
+        job.errors.append(f"{folder / HISTORY_FILE}: unreadable or empty")
     job.last_epoch = rows[-1] if rows else dict(job.metrics.get("final", {}))
+    if job.state == "completed" and job.family in SAMPLING_FAMILIES and not (folder / "samples").is_dir():
+        job.errors.append(f"{folder / 'samples'}: missing (every epoch of a generative job draws a grid there)")
     return job
 
 
@@ -129,7 +137,9 @@ def log_tail(run_dir, name: str, status: dict, lines: int = LOG_LINES) -> tuple[
         except OSError:
             continue
         if text:
-            return str(path), "\n".join(text.splitlines()[-lines:])
+            # The job's own one-line error first: a log tail buries it under a stack trace.
+            error = status.get("error") or status.get("reason")
+            return str(path), "\n".join(([error] if error else []) + text.splitlines()[-lines:])
     return STATUS_FILE, (status.get("traceback") or status.get("error") or status.get("reason")
                          or "no log recorded").rstrip()
 

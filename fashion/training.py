@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from fashion import artifacts, runfolder
-from fashion.checkpoint import load_checkpoint, save_checkpoint
+from fashion.checkpoint import ChangedSettings, changed_settings, load_checkpoint, refusal, save_checkpoint
 from fashion.data import CLASSES, Dataset, epoch_batches, load_fashion
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -64,6 +64,12 @@ class TrainConfig:
     "Generated images kept at the end (eval_samples.pt) for the report's quality metrics."
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):  # every family's float settings: inf/nan would train garbage
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}={value}: must be a finite number")
+            if isinstance(value, float) and f.name.split("_")[0] == "lr" and not value > 0:
+                raise ConfigError(f"{f.name}={value}: a learning rate must be positive")
         for name in ("snapshot_samples", "eval_samples"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"{name}={getattr(self, name)}: FID needs at least 2 (thousands are usual)")
@@ -240,10 +246,32 @@ class _StatusTicker:
 
 
 def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = "") -> dict:
-    """Train ``task_class`` to ``config.epochs``, resuming from the job folder's checkpoint if present."""
+    """Train ``task_class`` to ``config.epochs``, resuming from the job folder's checkpoint if present.
+
+    The main process holds the job folder's lock for the whole run (a second trainer of the same folder is
+    refused), and SIGINT (KeyboardInterrupt) leaves the job ``interrupted``, resumable from its last epoch.
+    """
     config.validate()
     job_dir = Path(job_dir)
     acc = make_accelerator(config)
+    lock = artifacts.JobLock(job_dir).acquire() if acc.is_main_process else None
+    try:
+        if lock is not None:
+            artifacts.remove_stale_temps(job_dir)  # left by killed writes; no live writer: we hold the lock
+        return _fit(task_class, config, job_dir, job_name, acc)
+    except KeyboardInterrupt:
+        if lock is not None:
+            done = artifacts.read_status(job_dir).get("epoch", 0)
+            artifacts.write_status(job_dir, "interrupted", interrupted=time.time(),
+                                   reason=f"stopped by a signal during epoch {done + 1}; re-launch the same "
+                                          f"command to resume after epoch {done}")
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: str, acc) -> dict:
     main = acc.is_main_process
     torch.manual_seed(config.seed)
 
@@ -258,7 +286,11 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
         owner[name] = obj
 
     state = load_checkpoint(job_dir)
-    start_epoch, epoch_rows, step_rows = 0, [], []
+    start_epoch, epoch_rows, step_rows, changes = 0, [], [], {}
+    if state is not None and state.get("config"):
+        refused, changes = changed_settings(state["config"], dataclasses.asdict(config), state["epoch"])
+        if refused:  # also checked by the launcher; here for requeues and direct calls
+            raise ChangedSettings(refusal(job_dir, refused, state["epoch"]))
     if state is not None:
         for name, net in task.nets.items():
             task.unwrap(name).load_state_dict(state["nets"][name])
@@ -272,17 +304,26 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
 
     env = _environment(acc)
     if main:
+        try:
+            resumes = (artifacts.read_json(job_dir / "config.json", {}) or {}).get("resumes", [])
+        except ValueError:
+            resumes = []
+        if changes:  # what a resume changed, kept for the record
+            resumes.append({"after_epoch": start_epoch, "time": time.time(),
+                            "changed": {k: {"was": old, "now": new} for k, (old, new) in changes.items()}})
         nets = {name: task.unwrap(name) for name in task.nets}
         artifacts.write_json(job_dir / "config.json",
                              {"job": job_name, "config": dataclasses.asdict(config), "git": git_sha(), **env,
                               "params": {name: parameter_count(net) for name, net in nets.items()},
-                              "networks": {name: network_summary(net) for name, net in nets.items()}})
+                              "networks": {name: network_summary(net) for name, net in nets.items()},
+                              "resumes": resumes})
     tick = _StatusTicker(job_dir)
     steps_per_epoch = len(epoch_batches(len(data.train), config.batch_size, 0, config.seed,
                                         acc.process_index, acc.num_processes, "cpu", config.limit_batches))
     if main:
         tick(force=True, epoch=start_epoch, epochs=config.epochs, step=0, steps=steps_per_epoch,
-             started=time.time(), **env)
+             started=time.time(), pid=os.getpid(), seconds_per_epoch=_mean(epoch_rows, "seconds"),
+             images_per_s=_mean(epoch_rows, "images_per_s"), **env)
 
     state_name = "completed"
     for epoch in range(start_epoch, config.epochs):

@@ -34,11 +34,23 @@ class TrainJob(submitit.helpers.Checkpointable):
             from fashion.training import fit
 
             return fit(job.task, config, self.job_dir, self.job_name)
+        except artifacts.JobBusy:
+            raise  # the folder and its status.json belong to the process that holds the lock
         except Exception as err:
             if not distributed or os.environ.get("RANK", "0") == "0":
-                artifacts.write_status(self.job_dir, "failed", error=f"{type(err).__name__}: {err}",
+                artifacts.write_status(self.job_dir, "failed", error=failure(err, self.job_dir),
                                        traceback=traceback.format_exc()[-4000:])
             raise
+
+
+def failure(err: BaseException, job_dir) -> str:
+    """The error in words; the last time-out of a job that ran out of requeues says so plainly."""
+    if isinstance(err, submitit.core.utils.UncompletedJobError) and "timed-out too many times" in str(err):
+        times = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1
+        done = artifacts.read_status(job_dir).get("epoch", 0)
+        return (f"timed out {times} times, no requeues left: the time limit is too short for this job. "
+                f"Re-launch with a larger --time (or max_requeues) to resume after epoch {done}")
+    return f"{type(err).__name__}: {err}"
 
 
 class AggregateJob(submitit.helpers.Checkpointable):

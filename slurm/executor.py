@@ -405,9 +405,11 @@ def sbatch_test_only(request: Request, job_name: str, array_size: int, what: str
 # Launching a run
 # ---------------------------------------------------------------------------------------------------------
 
-def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | None = None) -> int:
+def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | None = None,
+           before_submit=None) -> int:
     """Check, then submit every job (arrays where resources match) and the report job. ``skipped``: jobs
-    the launcher set aside, with why (recorded in slurm.json)."""
+    the launcher set aside, with why (recorded in slurm.json); ``before_submit``: called once every check
+    has passed, just before the first sbatch (--force moves old results aside there, never earlier)."""
     profile, profile_name = load_profile(getattr(args, "cluster", None))
     extras = sbatch_extras(profile, getattr(args, "sbatch", []) or [])
     flags = flag_values(args)
@@ -438,6 +440,8 @@ def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | No
         sbatch_test_only(report, f"fashion-{run_name}-report", 1, "the report job")
         check_report_options(profile.get("report", {}), profile_name)
     refuse_active(todo, run_dir)
+    if before_submit is not None:
+        before_submit()
 
     report_options = dict(profile.get("report", {}))
     if getattr(args, "classifier", None):  # the launcher's --classifier: the report measures with that model

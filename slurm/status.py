@@ -93,17 +93,20 @@ def show_status(run_dir: Path) -> int:
             state = "failed"
         elif slurm_state == "CANCELLED" and state in ("queued", "running"):
             state = "cancelled"
+        elif slurm_state == "PENDING" and state in ("running", "interrupted"):
+            state = "queued"  # requeued (preempted or timed out): waiting to resume
         row = last_history_row(folder)
         epochs = status.get("epochs") or (status.get("config") or {}).get("epochs")
         done = status.get("epoch", int(row.get("epoch", 0)))
-        colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow"}.get(state, "red")
+        colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow",
+                  "interrupted": "yellow"}.get(state, "red")
         speed = status.get("seconds_per_epoch")
         progress = f"{done}/{epochs or '?'}"
         if state == "running" and status.get("step") and status.get("steps"):
             progress += f" (step {status['step']}/{status['steps']})"
         table.add_row(name, f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]", progress,
                       f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
-        if state in ("failed", "diverged") or slurm_state in FAILED_STATES:
+        if state in ("failed", "diverged", "corrupt") or slurm_state in FAILED_STATES:
             failures.append((name, status, slurm_state))
     if report:
         table.add_row("(report)", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",

@@ -76,7 +76,7 @@ def test_status_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
 def test_dry_run_passes_and_checks_artifacts(fake_fashion_dir, tmp_path, capsys):
     code, out = run(capsys, "gan/lsgan", "gan/cgan", "--dry-run", "--outputs", str(tmp_path))
     assert code == 0 and out.count("pass") == 2
-    metrics = json.loads((tmp_path / "dry-run" / "gan" / "cgan" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / ".dry-run" / "default" / "gan" / "cgan" / "metrics.json").read_text())
     assert metrics["epochs"] == 2
 
 
