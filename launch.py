@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,12 +22,15 @@ from rich.console import Console
 from rich.table import Table
 
 import jobs
-from fashion import artifacts
+from fashion import artifacts, runfolder
+from fashion.checkpoint import CHECKPOINT, ChangedSettings, changed_settings, refusal
 from fashion.data import DataError
 from fashion.training import ConfigError
 
 console = Console()
 DEFAULT_JOB = "gan/gan"
+# Dry runs train into OUTPUTS/.dry-run/RUN: never into a real run's folders (run names cannot start with '.').
+DRY_RUN_DIR = ".dry-run"
 
 
 class LaunchError(RuntimeError):
@@ -43,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--status", metavar="RUN", help="show the state of a run's jobs")
     mode.add_argument("--cancel", metavar="RUN", help="cancel a run's SLURM jobs")
     mode.add_argument("--aggregate", metavar="RUN", help="build the report of a run now")
+    mode.add_argument("--sample", metavar="RUN/JOB", help="draw from a finished generative job into one PNG")
 
     g = p.add_argument_group("run and training settings (applied to every selected job)")
     g.add_argument("--run", default="default", help="run name: outputs go to OUTPUTS/RUN/JOB (default: default)")
@@ -54,14 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", metavar="N|S,S,...",
                    help="train each selected job from several seeds: a count (3: seeds 0,1,2) or a list (0,4,7); "
                         "seed k>0 of job X is the job X.seed<k> with its own folder")
-    g.add_argument("--seed", type=int, metavar="S", help="one seed: the same as --seeds S, (default 0)")
+    g.add_argument("--seed", type=int, metavar="S", help="one seed: the same as --seeds S, (default 0); with --sample, the sampling seed")
     g.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     g.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
                    help="any config field, for all jobs or for one job (repeatable); see --list -v")
-    g.add_argument("--force", action="store_true", help="retrain jobs that already completed in this run")
+    g.add_argument("--classifier", metavar="PATH", help="a classify/cnn model.pt for the report's quality metrics "
+                   "(with --aggregate, or instead of adding classify/cnn to a run)")
+    g.add_argument("--force", action="store_true",
+                   help="start the selected jobs afresh: their previous results (completed, partial, corrupt) "
+                        "move to RUN/.replaced/")
+    g.add_argument("--no-data-check", action="store_true",
+                   help="do not load the data before submitting (a --data-dir that exists only on the cluster)")
     g.add_argument("--nproc", type=int, default=1, help="--local: processes per job (CPU DDP with gloo)")
     g.add_argument("-v", "--verbose", action="store_true", help="--list: show every config field")
+
+    d = p.add_argument_group("--sample RUN/JOB (uses --outputs, --seed and, for colorize's test images, --data-dir)")
+    d.add_argument("-n", type=int, default=100, help="images to draw (colorize: test images to colour)")
+    d.add_argument("--label", help="conditional models: the class to draw, by name (e.g. Dress)")
+    d.add_argument("--input", action="append", default=[], metavar="PNG", help="colorize: a grey image (repeatable)")
+    d.add_argument("--out", help="the PNG to write (default: JOB-samples.png here)")
 
     s = p.add_argument_group("SLURM (flags override the --cluster profile and each job's defaults)")
     s.add_argument("--cluster", help="profile name: slurm/clusters/NAME.toml")
@@ -83,55 +102,97 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (kill, timeout) stops the launcher like Ctrl-C: jobs it runs are stopped and marked, not orphaned.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
         return dispatch(args)
-    except (LaunchError, ConfigError, DataError, KeyError) as err:
+    except KeyboardInterrupt:
+        console.print("[yellow]stopped by a signal[/]: interrupted jobs resume when the same command is run again",
+                      highlight=False)
+        return 130
+    except (LaunchError, ConfigError, DataError, KeyError, ChangedSettings, artifacts.JobBusy,
+            artifacts.WriteError) as err:
         message = err.args[0] if isinstance(err, KeyError) else str(err)
         console.print(f"[bold red]error:[/] {message}", highlight=False)
         return 2
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def dispatch(args) -> int:
     outputs = Path(args.outputs)
+    args.classifier = checked_file(args.classifier)
     seeds = seeds_of(args)
     if args.list:
         return print_catalogue(args.verbose, seeds, args.jobs or (["all"] if seeds else []))
-    if args.status:
+    if args.status is not None:
         from slurm.status import show_status
 
         return show_status(run_dir(outputs, args.status, must_exist=True))
-    if args.cancel:
+    if args.cancel is not None:
         from slurm.status import cancel_run
 
         return cancel_run(run_dir(outputs, args.cancel, must_exist=True))
-    if args.aggregate:
+    if args.sample:
+        from fashion.generator import SampleError, sample_command
+        from fashion.training import Task
+
+        entry = jobs.find(args.sample.strip("/").partition("/")[2])
+        generative = entry is None or entry.task.generator_spec is not Task.generator_spec
+        try:
+            path = sample_command(outputs, args.sample, args.n, args.label, args.seed, args.out, args.input,
+                                  args.data_dir, generative)
+        except SampleError as err:
+            raise LaunchError(str(err)) from None
+        console.print(f"wrote {path}", highlight=False)
+        return 0
+    if args.aggregate is not None:
         from fashion.report import aggregate
 
-        return aggregate(run_dir(outputs, args.aggregate, must_exist=True), console=console)
+        return aggregate(run_dir(outputs, args.aggregate, must_exist=True), console=console,
+                         classifier=args.classifier)
 
+    check_run_name(args.run)
     selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
+    check_other_job_settings(selected, args)
     if args.dry_run:
         from jobs.local import dry_run
 
-        return dry_run(selected, configs, outputs / (args.run if args.run != "default" else "dry-run"))
+        return dry_run(selected, configs, outputs / DRY_RUN_DIR / args.run)
     out = run_dir(outputs, args.run)
     selected, unavailable = set_aside_unavailable(selected, configs)
     if not selected:
         console.print("nothing to run: every selected job was skipped")
         return 1
-    selected = skip_finished(selected, out, args.force)
+    if not args.no_aggregate:  # the classifier's features are for the report
+        selected, note = jobs.with_feature_classifier(selected, out, args.classifier)
+        if note:
+            console.print(f"[yellow]{note}[/]", highlight=False)
+            added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
+            configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
+                                                     if k in added.config_class.__dataclass_fields__})
+    selected, replace = plan(selected, configs, out, args.force)
     if not selected:
-        console.print(f"every selected job already completed in {out}; --force retrains them")
+        console.print(f"nothing to run in {out}: every selected job completed or was set aside")
         return 0
+    check_before_start(selected, configs, args)
     if args.local:
         from jobs.local import run_local
 
+        move_aside(replace, out)
         return run_local(selected, configs, out, tasks_per_node=args.nproc)
     from slurm.executor import SlurmError, launch
 
-    try:
-        return launch(selected, configs, out, args, console=console, skipped=unavailable)
+    try:  # everything is checked with SLURM first; old results move aside only just before submitting
+        return launch(selected, configs, out, args, console=console, skipped=unavailable,
+                      before_submit=lambda: move_aside(replace, out))
     except SlurmError as err:
         raise LaunchError(str(err)) from None
 
@@ -165,14 +226,38 @@ def seeds_of(args) -> list[int] | None:
     return jobs.parse_seeds(args.seeds) if args.seeds is not None else None
 
 
+def checked_file(path: str | None) -> str | None:
+    if path and not Path(path).is_file():
+        raise LaunchError(f"--classifier {path}: no such file; give the model.pt a classify/cnn job saved")
+    return str(Path(path).resolve()) if path else None
+
+
+def check_run_name(run: str) -> str:
+    """The one check of a run name (--run, --status, --cancel, --aggregate): a plain folder name."""
+    if not run or not run.strip() or run != run.strip() or "/" in run or "\\" in run or run.startswith(".") \
+            or any(ord(c) < 32 for c in run):
+        raise LaunchError(f"run name {run!r}: use a plain folder name like 'baseline' or 'sweep-1' "
+                          "(no slashes, no leading dot, not empty)")
+    return run
+
+
 def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:
-    if not run or "/" in run or run.startswith("."):
-        raise LaunchError(f"--run {run!r}: use a plain folder name like 'baseline' or 'sweep-1'")
-    path = outputs / run
+    path = outputs / check_run_name(run)
     if must_exist and not path.is_dir():
-        known = sorted(p.name for p in outputs.iterdir() if p.is_dir()) if outputs.is_dir() else []
+        known = sorted(p.name for p in outputs.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if outputs.is_dir() else []
         raise LaunchError(f"no run {run!r} under {outputs}/; runs there: {', '.join(known) or 'none'}")
     return path
+
+
+def check_other_job_settings(selected: list[jobs.Job], args) -> None:
+    """A ``--set JOB:KEY=VALUE`` for a job not selected is still checked: a typo must not wait for the next run."""
+    chosen = {job.name for job in selected} | {job.model for job in selected}
+    for item in args.set:
+        head = item.split("=", 1)[0]
+        target = head.rpartition(":")[0] if ":" in head else ""
+        if target and target in jobs.CATALOGUE and target not in chosen:
+            jobs.get(target).make_config(overrides_for(jobs.get(target), args))
 
 
 def set_aside_unavailable(selected: list[jobs.Job], configs: dict) -> tuple[list[jobs.Job], dict[str, str]]:
@@ -189,21 +274,132 @@ def set_aside_unavailable(selected: list[jobs.Job], configs: dict) -> tuple[list
     return todo, skipped
 
 
+def plan(selected: list[jobs.Job], configs: dict, out: Path, force: bool) -> tuple[list[jobs.Job], list[str]]:
+    """Decide each job's fate before anything is written: (jobs to run, jobs whose old folder moves aside).
+
+    A completed job is skipped, or continued when --epochs is raised; a partial job resumes only with the
+    settings it was trained with; a corrupt one is skipped; --force starts any of them afresh. A job another
+    live process is training, or one resumed with changed settings, refuses the whole launch (exit 2).
+    """
+    todo, replace, refused = [], [], []
+    for job in selected:
+        folder = runfolder.job_dir(out, job.name)
+        try:
+            artifacts.check_free(folder)
+        except artifacts.JobBusy as err:
+            refused.append(f"{job.name}: {err}")
+            continue
+        status = artifacts.read_status(folder)
+        state = status.get("state")
+        has_results = (folder / CHECKPOINT).exists() or state in ("completed", "corrupt")
+        if force and has_results:
+            replace.append(job.name)
+            todo.append(job)
+            continue
+        if state == "corrupt":
+            console.print(f"[red]{job.name}: corrupt, skipped: {status['error']}; --force starts it afresh "
+                          "(the folder moves to .replaced/)[/]", highlight=False)
+            continue
+        config = configs[job.name]
+        if state == "completed":  # asking a finished job for fewer epochs is not a change: it is skipped
+            config = dataclasses.replace(config, epochs=max(config.epochs, int(status.get("epoch") or 0)))
+        problem, done = resume_check(folder, config, status)
+        if problem:
+            refused.append(f"{job.name}: {problem}")
+            continue
+        if state == "completed":
+            if configs[job.name].epochs <= done:
+                console.print(f"[dim]{job.name}: already completed ({done} epochs) in {folder}, skipped "
+                              f"(a larger --epochs trains it on; --force retrains it)[/]", highlight=False)
+                continue
+            console.print(f"{job.name}: completed {done} epochs; training on to {configs[job.name].epochs}",
+                          highlight=False)
+        todo.append(job)
+    if refused:
+        raise LaunchError("nothing was started:\n  " + "\n  ".join(refused))
+    return todo, replace
+
+
+def resume_check(folder: Path, config, status: dict) -> tuple[str, int]:
+    """(why resuming this folder with ``config`` is refused or "", epochs it has trained), from config.json."""
+    done = int(status.get("epoch") or 0) if isinstance(status.get("epoch"), (int, float)) else 0
+    if not (folder / CHECKPOINT).exists():
+        return "", done
+    try:
+        saved = (artifacts.read_json(folder / "config.json", {}) or {}).get("config")
+    except ValueError as err:
+        return f"{err}", done
+    if not saved:
+        return "", done
+    refused, _ = changed_settings(saved, dataclasses.asdict(config), done)
+    return (refusal(folder, refused, done) if refused else ""), done
+
+
+def move_aside(names: list[str], out: Path) -> None:
+    """--force: each job's previous folder goes to RUN/.replaced/, never deleted."""
+    for name in names:
+        folder = out / name
+        if not folder.exists():
+            continue
+        trash = out / ".replaced" / f"{name.replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(trash))
+        console.print(f"[yellow]{name}: previous results moved to {trash}[/]", highlight=False)
+
+
 def skip_finished(selected: list[jobs.Job], out: Path, force: bool) -> list[jobs.Job]:
     """Never spend GPU hours twice: completed jobs are skipped unless --force moves them aside."""
-    todo = []
-    for job in selected:
-        folder = out / job.name
-        if artifacts.read_status(folder).get("state") == "completed":
-            if not force:
-                console.print(f"[dim]{job.name}: already completed in {folder}, skipped (--force retrains)[/]")
-                continue
-            trash = out / ".replaced" / f"{job.name.replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(folder), str(trash))
-            console.print(f"[yellow]{job.name}: previous results moved to {trash}[/]")
-        todo.append(job)
+    configs = {job.name: job.make_config() for job in selected}
+    todo, replace = plan(selected, configs, out, force)
+    move_aside(replace, out)
     return todo
+
+
+def check_writable(out: Path) -> None:
+    """A file can be made where the run goes (tried in its nearest existing folder, which it leaves as it was)."""
+    import tempfile
+
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise LaunchError(f"cannot write {out}: {err.strerror or err} in {folder}; choose another --outputs or "
+                          "fix its permissions") from None
+
+
+def check_before_start(selected: list[jobs.Job], configs: dict, args) -> None:
+    """What would only fail once a job runs, checked now: DDP batch splits and the data itself."""
+    if args.local:
+        if args.nproc < 1:
+            raise LaunchError(f"--nproc {args.nproc}: must be at least 1")
+        uneven = [j.name for j in selected if configs[j.name].batch_size % args.nproc]
+        if uneven:
+            batch = configs[uneven[0]].batch_size
+            raise LaunchError(f"{', '.join(uneven)}: batch_size {batch} is global and must split evenly over "
+                              f"--nproc {args.nproc} processes; use --batch-size "
+                              f"{-(-batch // args.nproc) * args.nproc} or another --nproc")
+    check_writable(Path(args.outputs) / args.run)
+    if getattr(args, "no_data_check", False):
+        return
+    seen: dict[tuple, str] = {}
+    for job in selected:
+        config = configs[job.name]
+        key = (job.task.load_data, config.data_dir, config.download)
+        if key not in seen:
+            try:
+                job.task.load_data(config)
+                seen[key] = ""
+            except DataError as err:
+                seen[key] = str(err)
+            except OSError as err:
+                seen[key] = f"{getattr(err, 'filename', '') or config.data_dir}: cannot be read ({err.strerror or err})"
+        if seen[key]:
+            hint = " (--no-data-check skips this check for a path that exists only on the cluster)" \
+                if not args.local else ""
+            raise LaunchError(f"{job.name}: {seen[key]}{hint}")
 
 
 def print_catalogue(verbose: bool, seeds: list[int] | None = None, patterns: list[str] = ()) -> int:

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import jobs  # noqa: E402
-from fashion.data import DataError, Dataset, Split, load_fashion  # noqa: E402
-from fashion.gans import REGISTRY  # noqa: E402
-from fashion.training import Noise, make_accelerator  # noqa: E402
+import jobs
+from fashion.data import DataError, Dataset, Split, load_fashion
+from fashion.gans import REGISTRY
+from fashion.training import Noise, make_accelerator
 
 
 def synthetic(n: int = 4096) -> Dataset:

@@ -6,9 +6,12 @@ Layout of one run: ``outputs/<run>/<job name>/`` where the job name keeps its sl
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import io
 import json
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -17,24 +20,54 @@ from typing import Callable, Iterable
 import torch
 
 STATUS_FILE = "status.json"
-STATES = ("queued", "running", "completed", "failed", "diverged", "cancelled")
+LOCK_FILE = ".lock"
+# interrupted: stopped by SIGINT/SIGTERM, resumable; corrupt: status.json itself cannot be read.
+STATES = ("queued", "running", "completed", "failed", "diverged", "cancelled", "interrupted", "corrupt")
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which is not thread-safe to repeat.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
+class WriteError(OSError):
+    """A write into the outputs tree failed (disk full, read-only, no permission); the message names the path."""
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
     """Call ``write(f)`` on a temp file beside ``path`` and rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(path, err) from err
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+            # mkstemp makes 0600 files; a normal write would honour the umask (group-shared outputs).
+            os.fchmod(f.fileno(), _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise _write_error(path, err) from err
         raise
     return path
+
+
+def _write_error(path: Path, err: OSError) -> WriteError:
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EROFS: "the file system is read-only", errno.EACCES: "no permission to write there",
+           errno.EPERM: "no permission to write there"}.get(err.errno, err.strerror or str(err))
+    return WriteError(err.errno, f"cannot write {path}: {why}; free space or choose another --outputs")
 
 
 def write_bytes(path, data: bytes) -> Path:
@@ -54,7 +87,7 @@ def read_json(path, default=None):
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: corrupt JSON ({err}); delete it or re-run the job with --force") from err
 
 
@@ -99,6 +132,42 @@ def make_gif(frames: Iterable[str | os.PathLike], path, fps: float = 5.0) -> Pat
     return write_bytes(path, data)
 
 
+def strip_frames(frames: Iterable[str | os.PathLike]) -> list[tuple[int, Path]]:
+    """(epoch, frame) of the first, middle and last of ``epoch_NNN.png`` frames (1 / 25 / 50 of 50)."""
+    import re
+
+    def epoch(frame: Path) -> int:
+        digits = re.findall(r"\d+", frame.stem)
+        return int(digits[-1]) if digits else 0
+
+    frames = sorted((Path(f) for f in frames), key=epoch)  # numerically: epoch_1000 after epoch_999
+    if not frames:
+        return []
+    return [(epoch(frames[i]), frames[i]) for i in sorted({0, (len(frames) - 1) // 2, len(frames) - 1})]
+
+
+def make_epoch_strip(frames: Iterable[str | os.PathLike], path, title: str = "") -> Path | None:
+    """The first, middle and last epoch grids side by side, each labelled with its epoch."""
+    import imageio.v3 as iio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picked = strip_frames(frames)
+    if not picked:
+        return None
+    fig, axes = plt.subplots(1, len(picked), figsize=(3.2 * len(picked), 3.6), squeeze=False)
+    for ax, (epoch, frame) in zip(axes[0], picked):
+        ax.imshow(iio.imread(frame), cmap="gray", interpolation="nearest")
+        ax.set_title(f"epoch {epoch}", fontsize=11)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_losses(step_rows: list[dict], epoch_rows: list[dict], path, title: str = "") -> Path:
     """One panel per loss term: per-iteration values faint, epoch means bold, x = iteration."""
     import matplotlib
@@ -133,13 +202,103 @@ def plot_losses(step_rows: list[dict], epoch_rows: list[dict], path, title: str 
 
 def write_status(job_dir, state: str, **fields) -> Path:
     assert state in STATES, state
-    status = {**read_json(Path(job_dir) / STATUS_FILE, {}), **fields, "state": state, "updated": time.time()}
+    try:
+        old = read_json(Path(job_dir) / STATUS_FILE, {}) or {}
+    except ValueError:  # a corrupt status.json is replaced by the new one
+        old = {}
+    status = {**old, **fields, "state": state, "updated": time.time()}
     return write_json(Path(job_dir) / STATUS_FILE, status)
 
 
 def read_status(job_dir) -> dict:
-    return read_json(Path(job_dir) / STATUS_FILE, {}) or {}
+    """The job's status.json; a damaged one reads as state ``corrupt`` naming the file, never raises."""
+    path = Path(job_dir) / STATUS_FILE
+    try:
+        status = read_json(path, {}) or {}
+    except ValueError as err:  # read_json's message names the file and the fix
+        return {"state": "corrupt", "error": str(err), "file": str(path)}
+    except OSError as err:
+        return {"state": "corrupt", "error": f"{path}: cannot be read ({err.strerror or err})", "file": str(path)}
+    if not isinstance(status, dict):
+        return {"state": "corrupt", "error": f"{path}: not a JSON object", "file": str(path)}
+    return status
 
 
-def job_dir(outputs: str | os.PathLike, run: str, job: str) -> Path:
-    return Path(outputs) / run / job
+# ---------------------------------------------------------------------------------------------------------
+# One writer per job folder
+# ---------------------------------------------------------------------------------------------------------
+
+class JobBusy(RuntimeError):
+    """Another live process holds the job folder's lock."""
+
+
+class JobLock:
+    """An exclusive ``fcntl.flock`` on ``<job>/.lock``, held while a job trains. The kernel drops it when the
+    process dies however it dies, so a killed job never leaves a stale lock behind."""
+
+    def __init__(self, job_dir):
+        self.path = Path(job_dir) / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self, holder: str = "") -> "JobLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise JobBusy(f"{self.path.parent} is in use by another process ({self.holder()}); wait for it "
+                              "to finish or stop it, or choose another --run") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, (holder or f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}").encode())
+        self.fd = fd
+        return self
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "unknown process"
+        except OSError:
+            return "unknown process"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire() if self.fd is None else self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def check_free(job_dir) -> None:
+    """Raise JobBusy if a live process holds the job's lock; takes and drops it at once otherwise."""
+    if (Path(job_dir) / LOCK_FILE).exists():
+        lock = JobLock(job_dir)
+        try:
+            fd = os.open(lock.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise JobBusy(f"{lock.path.parent} is in use by another process ({lock.holder()}); wait for it to "
+                          "finish or stop it, or choose another --run") from None
+        finally:
+            os.close(fd)
+
+
+def remove_stale_temps(job_dir) -> list[Path]:
+    """Delete temp files that killed writes left in the job folder; call only while holding its lock."""
+    removed = []
+    for tmp in Path(job_dir).rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+

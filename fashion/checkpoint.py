@@ -39,3 +39,41 @@ def load_checkpoint(job_dir) -> dict | None:
     except Exception as err:  # torch raises several types for a damaged zip
         raise CheckpointError(f"{path}: unreadable checkpoint ({err}). Delete it to retrain this job "
                               "from scratch, or re-launch with --force.") from err
+
+
+# Settings that say where things are or what extra pictures to keep: changing them leaves the model and its
+# training untouched, so a resumed job takes the new value.
+NEUTRAL_KEYS = frozenset({"data_dir", "download", "snapshot_every", "snapshot_samples"})
+
+
+class ChangedSettings(RuntimeError):
+    """A resumed job was given settings that would change its experiment half-way."""
+
+
+def changed_settings(saved: dict, new: dict, epochs_done: int) -> tuple[dict, dict]:
+    """Compare a job's saved config with the one it is resumed with: (refused, accepted) as {key: (old, new)}.
+
+    Accepted: the neutral keys, and ``epochs`` raised or lowered to no fewer than the epochs already trained,
+    unless a learning-rate schedule spans the epochs (then the schedule would bend half-way). Everything else
+    changes the experiment and is refused.
+    """
+    refused, accepted = {}, {}
+    for key in sorted(set(saved) | set(new)):
+        old, value = saved.get(key), new.get(key)
+        if old == value or key not in saved:  # a field added to the config since: its default applies
+            continue
+        if key in NEUTRAL_KEYS:
+            accepted[key] = (old, value)
+        elif key == "epochs" and saved.get("lr_schedule", "constant") == "constant" and value >= epochs_done:
+            accepted[key] = (old, value)
+        else:
+            refused[key] = (old, value)
+    return refused, accepted
+
+
+def refusal(job_dir, refused: dict, epochs_done: int) -> str:
+    """The message for a refused resume: which keys changed and the two ways out."""
+    what = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in refused.items())
+    return (f"{job_dir}: trained {epochs_done} epoch(s) with other settings; changed: {what}. Resuming would mix "
+            "the two. Re-launch with the old settings to continue, with --force to start this job afresh (its "
+            "results move to .replaced/), or with a new --run")

@@ -47,6 +47,8 @@ def read_idx(path: str | os.PathLike, expect_magic: int | None = None) -> np.nda
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
+    except PermissionError as err:
+        raise DataError(f"{path}: no permission to read it; fix its permissions (chmod a+r)") from err
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise DataError(f"{path}: cannot read ({err}); the file is corrupt or truncated, fetch it again") from err
     if len(raw) < 4:
@@ -78,6 +80,8 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 
 
 def _has_all(folder: Path) -> bool:
+    if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+        raise DataError(f"{folder}: no permission to read this folder; fix its permissions (chmod a+rx)")
     return all(_find_file(folder, stem) for pair in FILES.values() for stem in pair)
 
 

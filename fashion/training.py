@@ -8,7 +8,6 @@ resume, history, loss plots and the GIF.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import socket
@@ -21,13 +20,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fashion import artifacts
-from fashion.checkpoint import load_checkpoint, save_checkpoint
-from fashion.data import Dataset, epoch_batches, load_fashion
+from fashion import artifacts, runfolder
+from fashion.checkpoint import ChangedSettings, changed_settings, load_checkpoint, refusal, save_checkpoint
+from fashion.data import CLASSES, Dataset, epoch_batches, load_fashion
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
-SNAPSHOT_DIR = "snapshots"
-SNAPSHOT_SEED = 777
+SNAPSHOT_SEED, EVAL_SEED = 777, 919
 
 
 class ConfigError(ValueError):
@@ -62,10 +60,19 @@ class TrainConfig:
     "Every N epochs and at the last, keep generated samples for the report's FID-over-epochs curve (0: off)."
     snapshot_samples: int = 2000
     "Images per snapshot (uint8, 0.8 KB each)."
+    eval_samples: int = 10000
+    "Generated images kept at the end (eval_samples.pt) for the report's quality metrics."
 
     def validate(self) -> None:
-        if self.snapshot_samples < 2:
-            raise ConfigError(f"snapshot_samples={self.snapshot_samples}: FID needs at least 2 (2000 is plenty)")
+        for f in dataclasses.fields(self):  # every family's float settings: inf/nan would train garbage
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name}={value}: must be a finite number")
+            if isinstance(value, float) and f.name.split("_")[0] == "lr" and not value > 0:
+                raise ConfigError(f"{f.name}={value}: a learning rate must be positive")
+        for name in ("snapshot_samples", "eval_samples"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"{name}={getattr(self, name)}: FID needs at least 2 (thousands are usual)")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         for name in ("epochs", "batch_size"):
@@ -153,6 +160,11 @@ class Task:
         to show (None if unconditional); None for tasks that generate nothing comparable."""
         return None
 
+    def generator_spec(self) -> dict | None:
+        """What ``generator.pt`` keeps (see :mod:`fashion.generator`): {"net": the generating module, "kind",
+        "kwargs" that rebuild it, "latent" parts, "conditional", "classes", ...}; None: nothing to draw."""
+        return None
+
     def state_dict(self) -> dict:
         """Task state beyond networks and optimisers (e.g. BEGAN's k)."""
         return {}
@@ -206,6 +218,20 @@ def _environment(acc) -> dict:
     return env
 
 
+def parameter_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def network_summary(net: nn.Module) -> str:
+    """One line: class, parameters and the weighted layers in order, e.g. "Generator: 6,640,193 params,
+    FC 1024 -> FC 6272 -> deconv 64 -> deconv 1"."""
+    kinds = ((nn.ConvTranspose2d, "deconv", "out_channels"), (nn.Conv2d, "conv", "out_channels"),
+             (nn.Linear, "FC", "out_features"))
+    layers = [next(f"{word} {getattr(m, size)}" for cls, word, size in kinds if isinstance(m, cls))
+              for m in net.modules() if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d, nn.Linear))]
+    return f"{type(net).__name__}: {parameter_count(net):,} params, " + " -> ".join(layers)
+
+
 class _StatusTicker:
     """Writes status.json at most every few seconds during an epoch so --status and --local show progress."""
 
@@ -220,10 +246,32 @@ class _StatusTicker:
 
 
 def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = "") -> dict:
-    """Train ``task_class`` to ``config.epochs``, resuming from the job folder's checkpoint if present."""
+    """Train ``task_class`` to ``config.epochs``, resuming from the job folder's checkpoint if present.
+
+    The main process holds the job folder's lock for the whole run (a second trainer of the same folder is
+    refused), and SIGINT (KeyboardInterrupt) leaves the job ``interrupted``, resumable from its last epoch.
+    """
     config.validate()
     job_dir = Path(job_dir)
     acc = make_accelerator(config)
+    lock = artifacts.JobLock(job_dir).acquire() if acc.is_main_process else None
+    try:
+        if lock is not None:
+            artifacts.remove_stale_temps(job_dir)  # left by killed writes; no live writer: we hold the lock
+        return _fit(task_class, config, job_dir, job_name, acc)
+    except KeyboardInterrupt:
+        if lock is not None:
+            done = artifacts.read_status(job_dir).get("epoch", 0)
+            artifacts.write_status(job_dir, "interrupted", interrupted=time.time(),
+                                   reason=f"stopped by a signal during epoch {done + 1}; re-launch the same "
+                                          f"command to resume after epoch {done}")
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: str, acc) -> dict:
     main = acc.is_main_process
     torch.manual_seed(config.seed)
 
@@ -238,7 +286,11 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
         owner[name] = obj
 
     state = load_checkpoint(job_dir)
-    start_epoch, epoch_rows, step_rows = 0, [], []
+    start_epoch, epoch_rows, step_rows, changes = 0, [], [], {}
+    if state is not None and state.get("config"):
+        refused, changes = changed_settings(state["config"], dataclasses.asdict(config), state["epoch"])
+        if refused:  # also checked by the launcher; here for requeues and direct calls
+            raise ChangedSettings(refusal(job_dir, refused, state["epoch"]))
     if state is not None:
         for name, net in task.nets.items():
             task.unwrap(name).load_state_dict(state["nets"][name])
@@ -252,14 +304,26 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
 
     env = _environment(acc)
     if main:
+        try:
+            resumes = (artifacts.read_json(job_dir / "config.json", {}) or {}).get("resumes", [])
+        except ValueError:
+            resumes = []
+        if changes:  # what a resume changed, kept for the record
+            resumes.append({"after_epoch": start_epoch, "time": time.time(),
+                            "changed": {k: {"was": old, "now": new} for k, (old, new) in changes.items()}})
+        nets = {name: task.unwrap(name) for name in task.nets}
         artifacts.write_json(job_dir / "config.json",
-                             {"job": job_name, "config": dataclasses.asdict(config), "git": git_sha(), **env})
+                             {"job": job_name, "config": dataclasses.asdict(config), "git": git_sha(), **env,
+                              "params": {name: parameter_count(net) for name, net in nets.items()},
+                              "networks": {name: network_summary(net) for name, net in nets.items()},
+                              "resumes": resumes})
     tick = _StatusTicker(job_dir)
     steps_per_epoch = len(epoch_batches(len(data.train), config.batch_size, 0, config.seed,
                                         acc.process_index, acc.num_processes, "cpu", config.limit_batches))
     if main:
         tick(force=True, epoch=start_epoch, epochs=config.epochs, step=0, steps=steps_per_epoch,
-             started=time.time(), **env)
+             started=time.time(), pid=os.getpid(), seconds_per_epoch=_mean(epoch_rows, "seconds"),
+             images_per_s=_mean(epoch_rows, "images_per_s"), **env)
 
     state_name = "completed"
     for epoch in range(start_epoch, config.epochs):
@@ -309,6 +373,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
     if main:
         frames = sorted((job_dir / "samples").glob("epoch_*.png"))
         artifacts.make_gif(frames, job_dir / "samples.gif")
+        artifacts.make_epoch_strip(frames, job_dir / "strip.png", title=job_name)
         last = epoch_rows[-1] if epoch_rows else {}
         metrics = {"job": job_name, "state": state_name, "epochs": len(epoch_rows),
                    "seconds_per_epoch": _mean(epoch_rows, "seconds"),
@@ -316,6 +381,10 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
                    "final": {k: v for k, v in last.items() if k not in ("epoch", "iteration")}, **env}
         if state_name == "completed":
             metrics.update(task.finish(job_dir))
+            from fashion.generator import export
+
+            export(task, job_dir, job_name)  # before "completed": a completed job always has its generator
+            save_eval_samples(task, config, job_dir, len(epoch_rows))
         old = artifacts.read_json(job_dir / "metrics.json", {}) or {}
         artifacts.write_json(job_dir / "metrics.json", {**old, **metrics})
         if state_name == "completed":
@@ -325,42 +394,27 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
 
 
 def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
-    """Every ``snapshot_every`` epochs and at the last: ``snapshots/epoch_NNN.pt``, samples of the model as it
-    is now (uint8), which the report turns into FID over epochs. Its own fixed noise: training is untouched."""
+    """Every ``snapshot_every`` epochs and at the last: samples of the model as it is now, which the report
+    turns into FID over epochs. Its own fixed noise: training is untouched."""
     every = config.snapshot_every
     if not every or (epoch % every and epoch != config.epochs):
         return None
     with torch.no_grad():
         drawn = task.metric_samples(config.snapshot_samples, Noise(task.device, config.seed + SNAPSHOT_SEED))
+    return None if drawn is None else runfolder.write_snapshot(job_dir, epoch, drawn[0])
+
+
+def save_eval_samples(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
+    """The finished model's evaluation set (``eval_samples``, seeded): the report measures these files and
+    never rebuilds the model."""
+    with torch.no_grad():
+        drawn = task.metric_samples(config.eval_samples, Noise(task.device, config.seed + EVAL_SEED))
     if drawn is None:
         return None
-    images = drawn[0].clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
-    buf = io.BytesIO()
-    torch.save({"epoch": epoch, "images": images}, buf)
-    return artifacts.write_bytes(job_dir / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt", buf.getvalue())
-
-
-def restore_task(task_class: type[Task], config: TrainConfig, job_dir, device: str = "cpu",
-                 data: Dataset | None = None) -> Task:
-    """Rebuild a finished job's task from its checkpoint, in this process, for evaluation (no DDP)."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-
-    state = load_checkpoint(job_dir)
-    if state is None:
-        raise FileNotFoundError(f"{job_dir}: no checkpoint.pt to evaluate")
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    acc = Accelerator(cpu=device == "cpu")
-    if data is None:
-        data = task_class.load_data(config)
-        data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
-    task = task_class(config, acc, Dataset(data.train.to(acc.device), data.test.to(acc.device)))
-    for name, net in task.nets.items():
-        net.to(acc.device).load_state_dict(state["nets"][name])
-        net.eval()
-    task.load_state_dict(state.get("task", {}))
-    return task
+    kind = getattr(task, "label_kind", "class")
+    names = getattr(task, "label_names", None) or (CLASSES if kind == "class" else [f"code {i}" for i in range(10)])
+    return runfolder.write_eval_samples(job_dir, runfolder.EvalSamples(drawn[0], drawn[1], list(names), kind,
+                                                                       config.seed, epoch))
 
 
 def _summarise(acc, records, iteration0):
@@ -388,13 +442,12 @@ def _mean(rows, key):
 
 
 def _write_history(job_dir, job_name, epoch_rows, step_rows):
-    artifacts.write_csv(job_dir / "history.csv", epoch_rows)
-    artifacts.write_csv(job_dir / "losses.csv", step_rows)
+    artifacts.write_csv(job_dir / runfolder.HISTORY_FILE, epoch_rows)
+    artifacts.write_csv(job_dir / runfolder.LOSSES_FILE, step_rows)
     artifacts.plot_losses(step_rows, epoch_rows, job_dir / "losses.png", title=job_name)
 
 
 def _epoch_line(job_name, row, epochs):
-    skip = {"epoch", "iteration", "seconds", "images_per_s"}
-    losses = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip and isinstance(v, float))
+    losses = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in runfolder.BOOKKEEPING and isinstance(v, float))
     return (f"[{job_name}] epoch {row['epoch']}/{epochs}  {losses}  "
             f"{row['seconds']:.1f}s  {row['images_per_s']:.0f} img/s")

@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import re
 import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
+from fashion import runfolder
+from fashion.runfolder import split_seed
+from fashion.classify.networks import CLASSIFIER_JOB
 from fashion.training import ConfigError, Task, TrainConfig
-
-SUITES = ("gans", "vaes", "colorize", "classify")
-# Seed k > 0 of job X is the job ``X.seed<k>``; seed 0 keeps the plain name, so runs without seeds stay valid.
-SEED_NAME = re.compile(r"^(?P<base>.+)\.seed(?P<seed>[1-9]\d*)$")
-
 
 @dataclass(frozen=True)
 class Resources:
@@ -43,6 +40,11 @@ class Job:
     def config_class(self) -> type[TrainConfig]:
         return self.task.config_class
 
+    @property
+    def generative(self) -> bool:
+        """Whether the job leaves samples for the report's quality metrics (its task draws metric_samples)."""
+        return self.task.metric_samples is not Task.metric_samples
+
     def make_config(self, overrides: dict[str, str] | None = None) -> TrainConfig:
         """The job's config with ``key=value`` strings applied, typed and validated."""
         values = dict(self.defaults)
@@ -68,25 +70,22 @@ class Job:
         return dataclasses.replace(base, name=name, defaults={**base.defaults, "seed": seed})
 
 
-def split_seed(name: str) -> tuple[str, int]:
-    """(model name, seed) of a job name: ``gan/gan.seed2`` -> ("gan/gan", 2), ``gan/gan`` -> ("gan/gan", 0)."""
-    match = SEED_NAME.match(name)
-    return (match["base"], int(match["seed"])) if match else (name, 0)
-
-
 CATALOGUE: dict[str, Job] = {}
 
 
 def add(job: Job) -> Job:
     if job.name in CATALOGUE:
         raise ValueError(f"duplicate job name {job.name}")
-    if job.suite not in SUITES:
-        raise ValueError(f"{job.name}: unknown suite {job.suite}; add it to SUITES")
     bad = set(job.defaults) - {f.name for f in dataclasses.fields(job.config_class)}
     if bad:
         raise ValueError(f"{job.name}: defaults {sorted(bad)} are not fields of {job.config_class.__name__}")
     CATALOGUE[job.name] = job
     return job
+
+
+def suites() -> list[str]:
+    """Every suite some job belongs to, in catalogue order: a new family's suite needs no other edit."""
+    return list(dict.fromkeys(job.suite for job in CATALOGUE.values()))
 
 
 def get(name: str) -> Job:
@@ -114,13 +113,13 @@ def select(patterns: list[str], seeds: list[int] | None = None) -> list[Job]:
     for pattern in patterns:
         if pattern in ("all", "*"):
             matches = list(CATALOGUE)
-        elif pattern in SUITES:
+        elif pattern in suites():
             matches = [n for n, j in CATALOGUE.items() if j.suite == pattern]
         else:
             matches = fnmatch.filter(CATALOGUE, pattern)
         if not matches:
             raise KeyError(f"no job matches {pattern!r}. Valid names: {', '.join(CATALOGUE)}; "
-                           f"suites: {', '.join(SUITES)}; globs like 'gan/*' work too")
+                           f"suites: {', '.join(suites())}; globs like 'gan/*' work too")
         chosen.update((n, CATALOGUE[n]) for n in matches)
     selected = [CATALOGUE[n] for n in CATALOGUE if n in chosen]
     if seeds is None:
@@ -148,6 +147,18 @@ def parse_seeds(text: str) -> list[int]:
         repeated = sorted({n for n in numbers if numbers.count(n) > 1})
         raise ConfigError(f"--seeds {text}: seed {', '.join(map(str, repeated))} given twice; list each seed once")
     return numbers
+
+
+def with_feature_classifier(selected: list[Job], run_dir, classifier: str | None = None) -> tuple[list[Job], str]:
+    """The selection plus classify/cnn when generative jobs need its features for the report, and a note
+    saying so; unchanged when it is selected, already completed in the run, or ``classifier`` is given."""
+    if (classifier or CLASSIFIER_JOB in [job.name for job in selected] or CLASSIFIER_JOB not in CATALOGUE
+            or not any(job.generative for job in selected)
+            or runfolder.read_status(runfolder.job_dir(run_dir, CLASSIFIER_JOB)).get("state") == "completed"):
+        return selected, ""
+    # Last, so the selection keeps its order (and its SLURM groups come first).
+    return selected + [CATALOGUE[CLASSIFIER_JOB]], (f"{CLASSIFIER_JOB} added: the report measures the generative "
+                                                    "jobs in its features (--classifier PATH uses a trained one instead)")
 
 
 def parse_values(config_class: type, raw: dict[str, str], job_name: str = "") -> dict:

@@ -1,5 +1,5 @@
 """The classifiers: ``classify/dense`` and ``classify/cnn`` (the suite's feature extractor)."""
-from fashion.classify import ClassifierTask
+from fashion.classify.task import ClassifierTask
 from jobs.catalogue import Job, Resources, add
 
 add(Job("classify/dense", "classify", ClassifierTask,

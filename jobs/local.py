@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from jobs.catalogue import Job
 from jobs.runner import TrainJob
 
@@ -35,16 +35,22 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
     with Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), console=console) as progress:
         for job in jobs:
-            out = run_dir / job.name
-            executor = submitit.LocalExecutor(folder=run_dir / ".submitit" / job.name)
+            out = runfolder.job_dir(run_dir, job.name)
+            executor = submitit.LocalExecutor(folder=runfolder.job_dir(run_dir / runfolder.SUBMITIT_DIR, job.name))
             executor.update_parameters(tasks_per_node=tasks_per_node, timeout_min=60 * 24 * 7,
                                        **local_gpus(tasks_per_node, configs[job.name].cpu))
-            artifacts.write_status(out, "queued", job=job.name)
+            artifacts.write_status(out, "queued", job=job.name, error=None, traceback=None, reason=None)
             handle = executor.submit(TrainJob(job.name, dataclasses.asdict(configs[job.name]), str(out)))
             bar = progress.add_task(job.name, total=None, info="starting")
-            while not handle.done():
-                _update_bar(progress, bar, artifacts.read_status(out))
-                time.sleep(1.0)
+            try:
+                while not handle.done():
+                    _update_bar(progress, bar, artifacts.read_status(out))
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                stop(handle, out)
+                progress.console.print(f"[yellow]{job.name}: interrupted[/]; run the same command again to "
+                                       "resume it", highlight=False)
+                raise
             status = artifacts.read_status(out)
             _update_bar(progress, bar, status)
             try:
@@ -52,8 +58,8 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
                 state = status.get("state", "?")
             except Exception as err:  # the job's own traceback is in its log and status.json
                 state = "failed"
-                progress.console.print(f"[red]{job.name} failed:[/] {str(err).strip().splitlines()[-1]}")
-                progress.console.print(f"  log: {handle.paths.stderr}")
+                progress.console.print(f"[red]{job.name} failed:[/] {failure_message(status, err)}", highlight=False)
+                progress.console.print(f"  log: {handle.paths.stderr}", highlight=False)
             results.append((job.name, state, status.get("epoch"), status.get("seconds_per_epoch"), out))
     table = Table(title=f"run {run_dir.name}")
     for col in ("job", "state", "epochs", "s/epoch", "outputs"):
@@ -63,6 +69,26 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
         table.add_row(name, f"[{colour}]{state}[/]", str(epoch), f"{spe}", str(out))
     console.print(table)
     return 0 if all(r[1] == "completed" for r in results) else 1
+
+
+def stop(handle, out: Path, wait_s: float = 15.0) -> None:
+    """Stop a local job at once and leave it resumable: submitit's local tasks ignore SIGTERM, so the
+    controller gets SIGINT, which it passes on (KeyboardInterrupt in the trainer, which marks the job)."""
+    handle.cancel()
+    deadline = time.monotonic() + wait_s
+    while not handle.done() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if artifacts.read_status(out).get("state") in ("queued", "running"):  # killed before it could say so
+        artifacts.write_status(out, "interrupted", interrupted=time.time(),
+                               reason="stopped by a signal; re-launch the same command to resume")
+
+
+def failure_message(status: dict, err: BaseException, lines: int = 3) -> str:
+    """The job's own error (status.json), else the last lines of the exception submitit raised."""
+    if status.get("error"):
+        return str(status["error"]).strip()
+    text = [line for line in str(err).strip().splitlines() if line.strip()]
+    return "\n  ".join(text[-lines:]) or type(err).__name__
 
 
 def local_gpus(tasks_per_node: int, cpu: bool) -> dict:
@@ -96,9 +122,11 @@ def dry_run(jobs: list[Job], configs: dict, run_dir: Path) -> int:
     rows = []
     for job in jobs:
         config = dataclasses.replace(configs[job.name], epochs=2, limit_batches=3, cpu=True, precision="no",
-                                     train_subset=max(256, 2 * configs[job.name].batch_size), test_subset=256)
-        out = run_dir / job.name
-        shutil.rmtree(out, ignore_errors=True)  # the dry-run folder is scratch space
+                                     train_subset=max(256, 2 * configs[job.name].batch_size), test_subset=256,
+                                     eval_samples=256)
+        out = runfolder.job_dir(run_dir, job.name)
+        artifacts.check_free(out)  # another dry run of the same name is still training here
+        shutil.rmtree(out, ignore_errors=True)  # scratch space: dry runs never write into a real run
         reason = job.unavailable(config) if job.unavailable else None
         if reason:
             rows.append((job.name, "skipped", 0.0, reason))

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
+import subprocess
 import traceback
 from pathlib import Path
 
@@ -31,11 +34,23 @@ class TrainJob(submitit.helpers.Checkpointable):
             from fashion.training import fit
 
             return fit(job.task, config, self.job_dir, self.job_name)
+        except artifacts.JobBusy:
+            raise  # the folder and its status.json belong to the process that holds the lock
         except Exception as err:
             if not distributed or os.environ.get("RANK", "0") == "0":
-                artifacts.write_status(self.job_dir, "failed", error=f"{type(err).__name__}: {err}",
+                artifacts.write_status(self.job_dir, "failed", error=failure(err, self.job_dir),
                                        traceback=traceback.format_exc()[-4000:])
             raise
+
+
+def failure(err: BaseException, job_dir) -> str:
+    """The error in words; the last time-out of a job that ran out of requeues says so plainly."""
+    if isinstance(err, submitit.core.utils.UncompletedJobError) and "timed-out too many times" in str(err):
+        times = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1
+        done = artifacts.read_status(job_dir).get("epoch", 0)
+        return (f"timed out {times} times, no requeues left: the time limit is too short for this job. "
+                f"Re-launch with a larger --time (or max_requeues) to resume after epoch {done}")
+    return f"{type(err).__name__}: {err}"
 
 
 class AggregateJob(submitit.helpers.Checkpointable):
@@ -62,8 +77,31 @@ def _export_torch_distributed() -> bool:
     if env.num_tasks <= 1:
         return False
     # Keep every GPU visible: accelerate selects cuda:LOCAL_RANK itself.
-    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    dist = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    os.environ["MASTER_ADDR"] = rendezvous_address(dist.master_addr)
     return True
+
+
+def rendezvous_address(node: str) -> str:
+    """``node`` (the first node's SLURM name, which submitit makes MASTER_ADDR) if it resolves, else the
+    address SLURM itself reaches that node at (its NodeAddr): node names need not be host names, and
+    torch.distributed retries an unresolvable name forever."""
+    try:
+        socket.getaddrinfo(node, None)
+        return node
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["scontrol", "-o", "show", "node", node], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise RuntimeError(f"the first node's name {node!r} does not resolve and scontrol cannot say its "
+                           f"address ({err})") from None
+    match = re.search(r"\bNodeAddr=(\S+)", out)
+    if not match:
+        raise RuntimeError(f"the first node's name {node!r} does not resolve and `scontrol show node` gives "
+                           "no NodeAddr")
+    return match[1]
 
 
 def _use_allocated_cpus() -> None:
@@ -74,7 +112,6 @@ def _use_allocated_cpus() -> None:
         import torch
 
         torch.set_num_threads(int(cpus))
+        # accelerate resets the threads of CPU DDP ranks to cores / ranks on this node unless this is set
+        os.environ.setdefault("OMP_NUM_THREADS", cpus)
 
-
-def job_dir(outputs, run: str, job_name: str) -> Path:
-    return artifacts.job_dir(outputs, run, job_name)

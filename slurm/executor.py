@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -22,9 +21,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 
-ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS_DIR = Path(__file__).resolve().parent / "clusters"
 SLURM_FILE = "slurm.json"
 SUBMITIT_DIR = ".submitit"
@@ -92,8 +90,7 @@ class Request:
         """The parameters of ``submitit.SlurmExecutor.update_parameters`` for this request."""
         params = dict(time=self.time, nodes=self.nodes, ntasks_per_node=self.tasks_per_node,
                       cpus_per_task=self.cpus_per_task, signal_delay_s=signal_delay_s(self.time),
-                      setup=[f"export PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}",
-                             *self.setup],
+                      setup=list(self.setup),
                       additional_parameters=dict(self.sbatch))
         if self.gpus_per_node:
             params["gpus_per_node"] = self.gpus_per_node
@@ -408,9 +405,11 @@ def sbatch_test_only(request: Request, job_name: str, array_size: int, what: str
 # Launching a run
 # ---------------------------------------------------------------------------------------------------------
 
-def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | None = None) -> int:
+def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | None = None,
+           before_submit=None) -> int:
     """Check, then submit every job (arrays where resources match) and the report job. ``skipped``: jobs
-    the launcher set aside, with why (recorded in slurm.json)."""
+    the launcher set aside, with why (recorded in slurm.json); ``before_submit``: called once every check
+    has passed, just before the first sbatch (--force moves old results aside there, never earlier)."""
     profile, profile_name = load_profile(getattr(args, "cluster", None))
     extras = sbatch_extras(profile, getattr(args, "sbatch", []) or [])
     flags = flag_values(args)
@@ -441,8 +440,13 @@ def launch(todo, configs: dict, run_dir: Path, args, console, skipped: dict | No
         sbatch_test_only(report, f"fashion-{run_name}-report", 1, "the report job")
         check_report_options(profile.get("report", {}), profile_name)
     refuse_active(todo, run_dir)
+    if before_submit is not None:
+        before_submit()
 
-    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, profile.get("report", {}))
+    report_options = dict(profile.get("report", {}))
+    if getattr(args, "classifier", None):  # the launcher's --classifier: the report measures with that model
+        report_options["classifier"] = args.classifier
+    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, report_options)
     print_submission(console, submission, run_dir)
     return 0
 
@@ -557,9 +561,28 @@ def refuse_active(todo: list, run_dir: Path) -> None:
                          "or choose another --run")
 
 
+def earlier_active(run_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """What earlier submissions to this run still have queued or running: the SLURM ids of training jobs
+    (array masters: a dependency on one waits for all its tasks) and each report job with its state."""
+    subs = (artifacts.read_json(Path(run_dir) / SLURM_FILE, {}) or {}).get("submissions", [])
+    trained = [i for sub in subs for group in sub["groups"] for i in group["jobs"].values()]
+    reports = [sub["report"]["slurm_id"] for sub in subs if sub.get("report")]
+    states = job_states(trained + reports)
+    active = sorted({i.split("_")[0] for i in trained if states.get(i) in ACTIVE_STATES}, key=int)
+    return active, {i: states[i] for i in reports if states.get(i) in ACTIVE_STATES}
+
+
+def hold_pending(ids: list[str]) -> list[str]:
+    """Hold each job that is still pending; the ones held (a job that just started cannot be held)."""
+    return [i for i in ids if subprocess.run(["scontrol", "hold", i], capture_output=True, timeout=60,
+                                             check=False).returncode == 0]
+
+
 def submit(groups: dict[Request, list], report: Request | None, configs: dict, run_dir: Path,
            profile_name: str, skipped: dict, report_options: dict | None = None) -> dict:
-    """Submit the groups held, record ids and log paths, then release them; the report job waits on all."""
+    """Submit the groups held, record ids and log paths, then release them. A run has one report, built
+    after all of its jobs: the new report job waits for these and for every job of the run still active,
+    and replaces the run's pending report job (two reports would write report/ at once)."""
     import submitit
 
     from jobs.runner import AggregateJob, TrainJob
@@ -572,6 +595,12 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
     submitted_ids: list[str] = []
     record = {"submitted": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": sys.argv[1:], "cluster": profile_name,
               "skipped": skipped, "groups": [], "report": None}
+    earlier, replaced = [], []
+    if report is not None:
+        earlier, reports = earlier_active(run_dir)
+        # Held, not cancelled, until the new report is in: a failed submission gives them back untouched.
+        replaced = hold_pending([i for i, state in reports.items() if state == "PENDING"])
+        earlier += [i for i in reports if i not in replaced]  # a report already running finishes first
     try:
         for request, members in groups.items():
             executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=request.max_requeues,
@@ -583,7 +612,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
             try:
                 with executor.batch():
                     group = {job.name: executor.submit(TrainJob(job.name, dataclasses.asdict(configs[job.name]),
-                                                                str(run_dir / job.name)))
+                                                                str(runfolder.job_dir(run_dir, job.name))))
                              for job in members}
             except (subprocess.SubprocessError, submitit.core.utils.UncompletedJobError,
                     submitit.core.utils.FailedSubmissionError) as err:
@@ -594,21 +623,24 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
             record["groups"].append({"slurm_id": masters[0], "array": len(members) > 1,
                                      "jobs": {n: h.job_id for n, h in group.items()}, "request": request.summary()})
         if report is not None:
+            dependency = "afterany:" + ":".join([*earlier, *submitted_ids])
             executor = submitit.SlurmExecutor(folder=folder, python=report.python)
-            executor.update_parameters(job_name=f"{job_name}-report",
-                                       dependency="afterany:" + ":".join(submitted_ids),
+            executor.update_parameters(job_name=f"{job_name}-report", dependency=dependency,
                                        **report.executor_parameters())
             try:
                 handle = executor.submit(AggregateJob(str(run_dir), report_options))
             except (subprocess.SubprocessError, submitit.core.utils.UncompletedJobError) as err:
                 raise explain_rejection(str(err), report, "the report job") from None
             submitted_ids.append(handle.job_id)
-            record["report"] = {"slurm_id": handle.job_id, "dependency": "afterany:" + ":".join(submitted_ids[:-1]),
+            record["report"] = {"slurm_id": handle.job_id, "dependency": dependency, "earlier": earlier,
+                                "replaces": replaced,
                                 "partition": report.partition, "cpus_per_task": report.cpus_per_task,
                                 "time": report.time,
                                 "log_out": str(handle.paths.stdout), "log_err": str(handle.paths.stderr)}
     except BaseException:
         cancel(submitted_ids)
+        if replaced:
+            subprocess.run(["scontrol", "release", ",".join(replaced)], capture_output=True, timeout=60, check=False)
         if created:  # a refused submission leaves no half-made run behind (submitit wrote its scripts there)
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
@@ -616,13 +648,14 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
     now = time.time()
     for name, handle in handles.items():
         # Replaced, not merged: a re-launched job must not carry the traceback of its last failure.
-        artifacts.write_json(run_dir / name / artifacts.STATUS_FILE, {
+        artifacts.write_json(runfolder.job_dir(run_dir, name) / artifacts.STATUS_FILE, {
             "state": "queued", "job": name, "epoch": 0, "epochs": configs[name].epochs,
             "slurm_id": handle.job_id, "log_out": str(handle.paths.stdout),
             "log_err": str(handle.paths.stderr), "submitted": now, "updated": now})
     history = artifacts.read_json(run_dir / SLURM_FILE, {}) or {}
     history.setdefault("submissions", []).append(record)
     artifacts.write_json(run_dir / SLURM_FILE, history)
+    cancel(replaced)
     held = [g["slurm_id"] for g in record["groups"]]
     try:
         slurm_command("scontrol", "release", ",".join(held))
@@ -652,7 +685,9 @@ def print_submission(console, record: dict, run_dir: Path) -> None:
                       f"{r['nodes']} node, {r['cpus_per_task']} CPU/task{mem}, {r['time']} min")
     if record["report"]:
         r = record["report"]
-        table.add_row(r["slurm_id"], "the report, after all of them",
+        also = f" and {len(r['earlier'])} earlier one(s) of the run" if r.get("earlier") else ""
+        replaces = f" (replaces {', '.join(r['replaces'])})" if r.get("replaces") else ""
+        table.add_row(r["slurm_id"], f"the report, after all of them{also}{replaces}",
                       f"{r['partition']}: no GPU, {r['cpus_per_task']} CPU, {r['time']} min")
     console.print(table)
     console.print(f"follow it: python launch.py --status {run_dir.name}    "

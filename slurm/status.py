@@ -1,7 +1,6 @@
 """``python launch.py --status RUN`` and ``--cancel RUN``: a run's jobs as its folders and SLURM see them."""
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -12,25 +11,18 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from fashion import artifacts
-from jobs.catalogue import split_seed
+from fashion import artifacts, runfolder
 from slurm.executor import ACTIVE_STATES, SLURM_FILE, job_states, latest_ids
 
 # A pipe or a log file has no width: give tables room instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 LOG_LINES = 15
 FAILED_STATES = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
-HISTORY_SKIP = {"epoch", "iteration", "seconds", "images_per_s"}
 
 
 def job_folders(run_dir: Path) -> dict[str, Path]:
-    """Every job folder of a run (one holding status.json), by job name, hidden folders and the report left out."""
-    found = {}
-    for path in sorted(run_dir.rglob(artifacts.STATUS_FILE)):
-        rel = path.parent.relative_to(run_dir)
-        if rel.parts and rel.parts[0] != "report" and not any(p.startswith(".") for p in rel.parts):
-            found[rel.as_posix()] = path.parent
-    return found
+    """Every job folder of a run (one holding status.json), by job name."""
+    return {name: runfolder.job_dir(run_dir, name) for name in runfolder.find_jobs(run_dir, (runfolder.STATUS_FILE,))}
 
 
 def submissions(run_dir: Path) -> list[dict]:
@@ -38,18 +30,14 @@ def submissions(run_dir: Path) -> list[dict]:
 
 
 def last_history_row(folder: Path) -> dict:
-    try:
-        with open(folder / "history.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        return {}
+    rows = runfolder.read_history(folder)
     return rows[-1] if rows else {}
 
 
 def _losses(row: dict) -> str:
     terms = []
     for key, value in row.items():
-        if key in HISTORY_SKIP or value in ("", None):
+        if key in runfolder.BOOKKEEPING or value in ("", None):
             continue
         try:
             terms.append(f"{key} {float(value):.3g}")
@@ -105,18 +93,21 @@ def show_status(run_dir: Path) -> int:
             state = "failed"
         elif slurm_state == "CANCELLED" and state in ("queued", "running"):
             state = "cancelled"
+        elif slurm_state == "PENDING" and state in ("running", "interrupted"):
+            state = "queued"  # requeued (preempted or timed out): waiting to resume
         row = last_history_row(folder)
         epochs = status.get("epochs") or (status.get("config") or {}).get("epochs")
-        done = status.get("epoch", row.get("epoch", 0) if row else 0)
-        colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow"}.get(state, "red")
+        done = status.get("epoch", int(row.get("epoch", 0)))
+        colour = {"completed": "green", "running": "cyan", "queued": "white", "cancelled": "yellow",
+                  "interrupted": "yellow"}.get(state, "red")
         speed = status.get("seconds_per_epoch")
         progress = f"{done}/{epochs or '?'}"
         if state == "running" and status.get("step") and status.get("steps"):
             progress += f" (step {status['step']}/{status['steps']})"
-        table.add_row(name, str(split_seed(name)[1]), f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]",
+        table.add_row(name, str(runfolder.split_seed(name)[1]), f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]",
                       progress,
                       f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
-        if state in ("failed", "diverged") or slurm_state in FAILED_STATES:
+        if state in ("failed", "diverged", "corrupt") or slurm_state in FAILED_STATES:
             failures.append((name, status, slurm_state))
     if report:
         table.add_row("(report)", "", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",
@@ -124,9 +115,7 @@ def show_status(run_dir: Path) -> int:
     console.print(table)
 
     for name, status, slurm_state in failures:
-        detail = _tail(status.get("log_err")) or status.get("traceback") or status.get("error") \
-            or status.get("reason") or "no log recorded"
-        source = status.get("log_err") if _tail(status.get("log_err")) else "status.json"
+        source, detail = runfolder.log_tail(run_dir, name, status, LOG_LINES)
         title = f"{name}: {status.get('state')}{f' / SLURM {slurm_state}' if slurm_state else ''} ({source})"
         console.print(Panel(detail, title=title, title_align="left", border_style="red"), markup=False)
     if report and states.get(report["slurm_id"]) in FAILED_STATES:
@@ -171,7 +160,7 @@ def cancel_run(run_dir: Path) -> int:
         table.add_column(col)
     for name, job_id in jobs.items():
         if job_id in active:
-            folder = run_dir / name
+            folder = runfolder.job_dir(run_dir, name)
             status = artifacts.read_status(folder)
             if str(status.get("slurm_id")) == job_id and status.get("state") in ("queued", "running"):
                 artifacts.write_status(folder, "cancelled", cancelled=time.time())

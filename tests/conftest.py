@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import gzip
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -55,6 +52,7 @@ def tiny(config, **changes):
     """A config shrunk for a unit test: CPU, fp32, a couple of short epochs."""
     import dataclasses
 
-    base = dict(epochs=1, limit_batches=2, batch_size=16, cpu=True, precision="no", train_subset=256, test_subset=128)
+    base = dict(epochs=1, limit_batches=2, batch_size=16, cpu=True, precision="no", train_subset=256, test_subset=128,
+                eval_samples=256)
     base.update(changes)
     return dataclasses.replace(config, **base)

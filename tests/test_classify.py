@@ -6,8 +6,8 @@ import torch
 
 import jobs
 from conftest import tiny
-from fashion.classifier_net import ConvClassifier, DenseClassifier, load_classifier
-from fashion.classify import ClassifierTask, accuracy, fgsm, fgsm_curve, shift_and_flip
+from fashion.classify.networks import ConvClassifier, DenseClassifier, load_classifier
+from fashion.classify.task import ClassifierTask, accuracy, fgsm, fgsm_curve, shift_and_flip
 from fashion.training import ConfigError, Noise, fit
 
 
@@ -97,7 +97,7 @@ def test_classifier_learns_the_fake_data_and_saves_a_loadable_model(fake_fashion
 
 
 def test_a_narrow_cnn_with_small_kernels_round_trips_through_save_and_load(tmp_path):
-    from fashion.classifier_net import save_classifier
+    from fashion.classify.networks import save_classifier
 
     model = seeded_model(ConvClassifier, width=8, kernel=3)
     save_classifier(tmp_path / "model.pt", model, "cnn", test_accuracy=0.5)

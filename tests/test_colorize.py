@@ -4,7 +4,7 @@ import torch
 
 import jobs
 from conftest import tiny
-from fashion.colorize.model import set_bn_momentum
+from fashion.colorize.networks import set_bn_momentum
 from fashion.colorize.palette import (colourise, dominant_hue, grey_of, item_colours, load_coloured,
                                       nearest_palette_class)
 from fashion.colorize.task import ColorizeTask, colour_scores

@@ -44,7 +44,6 @@ def _train_every_gan_on_two_ranks(data_dir: str, steps: int) -> dict:
 
 
 def test_two_gloo_ranks_keep_every_gan_identical(fake_fashion_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     executor = submitit.LocalExecutor(folder=tmp_path / "logs")
     executor.update_parameters(tasks_per_node=2, timeout_min=10)
     job = executor.submit(_train_every_gan_on_two_ranks, str(fake_fashion_dir), 5)

@@ -28,4 +28,4 @@ def test_a_new_gan_file_becomes_a_listed_job_that_trains(fake_fashion_dir, tmp_p
     dry = subprocess.run([sys.executable, "launch.py", "gan/hinge", "--dry-run", "--outputs", str(tmp_path / "o")],
                          cwd=copy, capture_output=True, text=True, timeout=600)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert (tmp_path / "o" / "dry-run" / "gan" / "hinge" / "samples.gif").is_file()
+    assert (tmp_path / "o" / ".dry-run" / "default" / "gan" / "hinge" / "samples.gif").is_file()

@@ -55,7 +55,7 @@ def test_list_prints_the_catalogue(capsys):
 
 def test_a_job_missing_its_own_data_is_skipped_locally_with_the_reason(tmp_path, capsys):
     code, out = run(capsys, "vae/product-cond", "--local", "--outputs", str(tmp_path))
-    assert code == 1 and "vae/product-cond: skipped" in out and "data_dir" in out
+    assert code == 1 and "vae/product-cond: skipped" in out and "photo_dir" in out
     assert not (tmp_path / "default" / "vae").exists()
 
 
@@ -77,7 +77,7 @@ def test_status_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
 def test_dry_run_passes_and_checks_artifacts(fake_fashion_dir, tmp_path, capsys):
     code, out = run(capsys, "gan/lsgan", "gan/cgan", "--dry-run", "--outputs", str(tmp_path))
     assert code == 0 and out.count("pass") == 2
-    metrics = json.loads((tmp_path / "dry-run" / "gan" / "cgan" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / ".dry-run" / "default" / "gan" / "cgan" / "metrics.json").read_text())
     assert metrics["epochs"] == 2
 
 
@@ -155,16 +155,16 @@ def test_list_with_seeds_shows_the_expanded_names(capsys):
 
 def test_completed_seeds_are_skipped_each_on_its_own(tmp_path):
     for name in ("gan/gan", "gan/gan.seed2"):
-        artifacts.write_status(tmp_path / "r" / name, "completed", epoch=1)
+        artifacts.write_status(tmp_path / "r" / name, "completed", epoch=50)
     todo = launch.skip_finished(jobs.select(["gan/gan"], [0, 1, 2]), tmp_path / "r", force=False)
     assert [j.name for j in todo] == ["gan/gan.seed1"]
 
 
 def test_a_run_whose_seeds_all_completed_trains_nothing(tmp_path, capsys):
     for name in ("gan/gan", "gan/gan.seed1"):
-        artifacts.write_status(tmp_path / "r" / name, "completed", epoch=1)
+        artifacts.write_status(tmp_path / "r" / name, "completed", epoch=50)
     code, out = run(capsys, "gan/gan", "--seeds", "2", "--local", "--run", "r", "--outputs", str(tmp_path))
-    assert code == 0 and "every selected job already completed" in out
+    assert code == 0 and "every selected job completed" in out
 
 
 def test_a_seed_resumes_from_its_own_folder_only(fake_fashion_dir, tmp_path):
@@ -191,3 +191,28 @@ def test_dry_run_has_a_row_and_a_folder_per_seed(fake_fashion_dir, tmp_path, cap
     seeds = [json.loads((tmp_path / "dry-run" / name / "config.json").read_text())["config"]["seed"]
              for name in ("gan/lsgan", "gan/lsgan.seed3")]
     assert seeds == [0, 3]
+
+
+def test_generative_jobs_bring_the_feature_classifier_into_the_run(tmp_path):
+    selected, note = jobs.with_feature_classifier([jobs.get("gan/gan")], tmp_path / "r")
+    assert {job.name for job in selected} == {"gan/gan", "classify/cnn"} and "classify/cnn added" in note
+
+
+def test_the_classifier_is_not_added_when_given_completed_or_not_needed(tmp_path):
+    gan = [jobs.get("gan/gan")]
+    assert jobs.with_feature_classifier(gan, tmp_path / "r", classifier="model.pt") == (gan, "")
+    assert jobs.with_feature_classifier([jobs.get("classify/dense")], tmp_path / "r") == ([jobs.get("classify/dense")], "")
+    artifacts.write_status(tmp_path / "r" / "classify" / "cnn", "completed")
+    assert jobs.with_feature_classifier(gan, tmp_path / "r") == (gan, "")
+
+
+def test_a_missing_classifier_file_is_a_clear_error(tmp_path, capsys):
+    code, out = run(capsys, "gan/gan", "--local", "--classifier", str(tmp_path / "nope.pt"), "--outputs", str(tmp_path))
+    assert code == 2 and "--classifier" in out and "no such file" in " ".join(out.split())
+    assert not (tmp_path / "default").exists()
+
+
+def test_optimizer_is_one_setting_name_in_every_family():
+    fields = {name: set(job.config_class.__dataclass_fields__) for name, job in jobs.CATALOGUE.items()}
+    assert "optimizer" in fields["classify/cnn"] and "optimizer" in fields["vae/conv"]
+    assert not [name for name, keys in fields.items() if "optimiser" in keys]

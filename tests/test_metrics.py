@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fashion import metrics
-from fashion.classifier_net import ConvClassifier, DenseClassifier
+from fashion.classify.networks import ConvClassifier, DenseClassifier
 from fashion.metrics import Embedding
 
 

@@ -1,4 +1,5 @@
 """The run report: metrics for finished models, reasons for everything else, stable files, a page that renders."""
+import dataclasses
 import io
 import json
 import os
@@ -13,8 +14,8 @@ from rich.console import Console
 
 import jobs
 from conftest import make_fake_fashion, tiny
-from fashion import artifacts
-from fashion.classifier_net import ConvClassifier, save_classifier
+from fashion import artifacts, runfolder
+from fashion.classify.networks import ConvClassifier, save_classifier
 from fashion.report import aggregate
 from fashion.report import quality as quality_module
 from fashion.training import fit
@@ -26,7 +27,7 @@ CHROMIUM = shutil.which("chromium")
 
 def run_aggregate(run_dir, **options):
     out = io.StringIO()
-    options = {"n_samples": SAMPLES, "train_classifier": False, **options}
+    options = {"n_samples": SAMPLES, **options}
     code = aggregate(run_dir, console=Console(file=out, width=220), **options)
     return code, out.getvalue()
 
@@ -107,14 +108,15 @@ def test_metrics_are_cached_in_the_jobs_metrics_json_with_their_source(partial_r
     assert cached["fid"] == pytest.approx(summary_rows(run)["gan/cgan"]["fid"], rel=1e-5)
     source = cached["computed_from"]
     assert source["n_samples"] == SAMPLES and source["classifier"]["path"] == "classify/cnn/model.pt"
-    assert source["checkpoint"]["size"] == (run / "gan/cgan/checkpoint.pt").stat().st_size
+    assert source["samples"] == quality_module.sha256(run / "gan/cgan/eval_samples.pt")[:16]
+    assert source["code"] == quality_module.code_fingerprint()
 
 
 def test_unfinished_and_unknown_jobs_are_listed_with_reasons_and_no_metrics(partial_run):
     run, _, _ = partial_run
     rows = summary_rows(run)
     expected = {"gan/wgan": "running (epoch 2 of 5, step 3/10)", "gan/lsgan": "failed: RuntimeError: CUDA out of memory",
-                "gan/ebgan": "diverged at epoch 2 (non-finite D)", "gan/renamed": "not in the catalogue",
+                "gan/ebgan": "diverged at epoch 2 (non-finite D)", "gan/renamed": "no eval_samples.pt",
                 "gan/dragan": "status.json: corrupt JSON",
                 "classify/cnn": "generates no images"}
     for name, reason in expected.items():
@@ -170,18 +172,46 @@ def test_aggregating_again_writes_identical_files_from_the_cache(partial_run, mo
     assert {name: (run / "report" / name).read_bytes() for name in SUMMARIES} == before
 
 
-def test_a_new_checkpoint_is_measured_again(trained_cgan, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    copy_job(trained_cgan, run / "gan/cgan", link=False)  # its checkpoint's mtime changes below
-    write_classifier(run)
-    run_aggregate(run)
+def count_compare_calls(monkeypatch) -> list:
     calls = []
     compare = quality_module.metrics.compare
     monkeypatch.setattr(quality_module.metrics, "compare", lambda *a, **k: calls.append(1) or compare(*a, **k))
-    checkpoint = run / "gan/cgan/checkpoint.pt"
-    os.utime(checkpoint, ns=(checkpoint.stat().st_atime_ns, checkpoint.stat().st_mtime_ns + 10**9))
+    return calls
+
+
+def test_new_evaluation_samples_are_measured_again(trained_cgan, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    copy_job(trained_cgan, run / "gan/cgan")
+    write_classifier(run)
+    run_aggregate(run)
+    calls = count_compare_calls(monkeypatch)
+    samples = runfolder.read_eval_samples(run / "gan/cgan")
+    samples.images = 255 - samples.images
+    runfolder.write_eval_samples(run / "gan/cgan", samples)
     run_aggregate(run)
     assert len(calls) == 1  # the job again; the references stay cached
+
+
+def test_a_change_to_the_metric_code_measures_everything_again(trained_cgan, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    copy_job(trained_cgan, run / "gan/cgan")
+    write_classifier(run)
+    run_aggregate(run)
+    calls = count_compare_calls(monkeypatch)
+    edited = tmp_path / "metrics_v2.py"
+    edited.write_text(quality_module.METRIC_SOURCES[0].read_text() + "\n# a new column\n")
+    monkeypatch.setattr(quality_module, "METRIC_SOURCES", [edited, *quality_module.METRIC_SOURCES[1:]])
+    run_aggregate(run)
+    assert len(calls) == 3  # the job and both references
+
+
+def test_the_report_reads_the_evaluation_samples_and_never_the_checkpoint(trained_cgan, tmp_path):
+    run = tmp_path / "run"
+    copy_job(trained_cgan, run / "gan/cgan")
+    write_classifier(run)
+    (run / "gan/cgan/checkpoint.pt").unlink()
+    code, _ = run_aggregate(run)
+    assert code == 0 and isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
 
 
 def test_without_a_classifier_the_quality_columns_are_empty_with_the_fix(trained_cgan, tmp_path):
@@ -191,6 +221,7 @@ def test_without_a_classifier_the_quality_columns_are_empty_with_the_fix(trained
     row = summary_rows(run)["gan/cgan"]
     assert code == 0 and row.get("fid") is None
     assert "no classify/cnn in this run" in row["note"] and "python launch.py classify/cnn --run run" in row["note"]
+    assert "--classifier PATH" in row["note"]
     assert "classify/cnn" in printed
     assert not any(r["state"] == "reference" for r in summary_rows(run).values())
 
@@ -199,26 +230,35 @@ def test_a_running_classifier_is_waited_for(trained_cgan, tmp_path):
     run = tmp_path / "run"
     copy_job(trained_cgan, run / "gan/cgan")
     artifacts.write_status(run / "classify/cnn", "running", epoch=0, epochs=15)
-    run_aggregate(run, train_classifier=True)
+    run_aggregate(run)
     assert "waiting for classify/cnn (running)" in summary_rows(run)["gan/cgan"]["note"]
     assert not (run / "report/classifier").exists()
 
 
-def test_a_missing_classifier_is_trained_small_and_seeded_when_allowed(trained_cgan, tmp_path):
+def test_the_product_photos_folder_does_not_hide_fashion_mnist_from_the_report(trained_cgan, tmp_path):
     run = tmp_path / "run"
     copy_job(trained_cgan, run / "gan/cgan")
-    budget = dict(epochs=1, limit_batches=2, batch_size=16, train_subset=64, test_subset=64,
-                  train_eval_images=16, fgsm_images=16, fgsm_epsilons=(0.0,), cpu=True, precision="no")
-    code, _ = run_aggregate(run, train_classifier=True, classifier_budget=budget)
-    data = json.loads((run / "report/summary.json").read_text())
-    assert code == 0 and (run / "report/classifier/model.pt").exists()
-    assert "trained by the aggregator" in data["feature classifier"]
+    write_classifier(run)
+    product = jobs.get("vae/product-cond").make_config({"photo_dir": str(tmp_path / "photos")})
+    artifacts.write_json(run / "vae/product-cond/config.json", {"config": dataclasses.asdict(product)})
+    artifacts.write_status(run / "vae/product-cond", "failed", error="no photos")
+    run_aggregate(run)
     assert isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
-    assert "report/classifier" not in summary_rows(run)  # the helper is not a job of the run
+
+
+def test_a_classifier_given_by_path_measures_a_run_without_one(trained_cgan, tmp_path):
+    run = tmp_path / "run"
+    copy_job(trained_cgan, run / "gan/cgan")
+    write_classifier(tmp_path / "elsewhere")
+    code, _ = run_aggregate(run, classifier=tmp_path / "elsewhere/classify/cnn/model.pt")
+    data = json.loads((run / "report/summary.json").read_text())
+    assert code == 0 and "given with --classifier" in data["feature classifier"]
+    assert isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
 
 
 def test_a_job_shows_its_top_level_pictures_and_the_latest_of_each_series(tmp_path):
-    from fashion.report.collect import final_samples, pictures, read_job
+    from fashion.report.collect import final_samples, pictures
+    from fashion.runfolder import read_job
 
     names = ["losses.png", "samples.gif", "fgsm.png", "notes.txt", "samples/epoch_999.png",
              "samples/epoch_1000.png", "sweeps/c1_epoch_001.png", "sweeps/c1_epoch_002.png",

@@ -9,7 +9,7 @@ from torch.distributions import Normal, kl_divergence
 import jobs
 from conftest import tiny
 from fashion.checkpoint import load_checkpoint
-from fashion.classifier_net import DenseClassifier, save_classifier
+from fashion.classify.networks import DenseClassifier, save_classifier
 from fashion.data import CLASSES, load_fashion
 from fashion.training import ConfigError, Noise, fit, make_accelerator
 from fashion.vae import VAE, ConditionalVAE, VAEConfig, gaussian_kl, reconstruction_loss
@@ -50,7 +50,7 @@ def test_kl_of_a_unit_shift_is_half_a_nat_per_dimension():
 
 def test_a_dimension_counts_as_informative_only_above_a_tenth_of_a_nat():
     from fashion.vae.analysis import informative_dims
-    from fashion.vae.model import kl_per_dim
+    from fashion.vae.task import kl_per_dim
 
     # Means that vary a little (std 0.11 > active_dims' 0.01 variance) but a posterior at the prior's width.
     mean = torch.cat([torch.randn(1000, 1), 0.11 * torch.randn(1000, 1)], 1)

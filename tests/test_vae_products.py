@@ -54,7 +54,7 @@ def product_dir(tmp_path):
 
 def product_config(folder, **changes):
     job = jobs.get("vae/product-cond")
-    return tiny(job.make_config({"data_dir": str(folder)}), **{"batch_size": 8, **changes})
+    return tiny(job.make_config({"photo_dir": str(folder)}), **{"batch_size": 8, **changes})
 
 
 def test_reader_keeps_good_products_and_counts_each_problem(product_dir, capsys):
@@ -87,10 +87,10 @@ def test_a_csv_without_the_used_columns_is_a_clear_data_error(tmp_path):
 
 def test_without_a_product_folder_the_job_is_skipped_with_the_reason(tmp_path, product_dir):
     job = jobs.get("vae/product-cond")
-    assert "data_dir" in job.unavailable(job.make_config())
-    assert "styles.csv" in job.unavailable(job.make_config({"data_dir": str(tmp_path)}))
-    assert job.unavailable(job.make_config({"data_dir": str(product_dir)})) is None
-    with pytest.raises(DataError, match="data_dir"):
+    assert "photo_dir" in job.unavailable(job.make_config())
+    assert "styles.csv" in job.unavailable(job.make_config({"photo_dir": str(tmp_path)}))
+    assert job.unavailable(job.make_config({"photo_dir": str(product_dir)})) is None
+    with pytest.raises(DataError, match="photo_dir"):
         load_products(job.make_config())
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fashion import artifacts
-from fashion.colorize.model import ColorizeGenerator, pair_discriminator, set_bn_momentum
+from fashion.colorize.networks import ColorizeGenerator, pair_discriminator, set_bn_momentum
 from fashion.colorize.palette import MAX_JITTER, dominant_hue, grey_of, load_coloured, nearest_palette_class
 from fashion.data import NUM_CLASSES, to_tanh_range
 from fashion.gans.base import bce
@@ -144,6 +144,12 @@ class ColorizeTask(Task):
         test = self.data.test.head(self.config.epoch_eval_images)
         scores = colour_scores(self.generate_colour(test.images), test.images, test.labels)
         return {f"test_{k}": v for k, v in scores.items()}
+
+    def generator_spec(self):
+        """G alone: grey in, colour out; it takes no latent."""
+        return {"net": self.unwrap("G"), "kind": "colorize", "kwargs": {"width": self.config.width},
+                "latent": [], "conditional": False, "classes": [], "conditions": None,
+                "condition_input": "none", "image_shape": [1, 28, 28]}
 
     def finish(self, out):
         test = self.data.test

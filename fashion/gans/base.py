@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from fashion import artifacts
-from fashion.data import NUM_CLASSES, to_tanh_range
+from fashion.data import CLASSES, NUM_CLASSES, to_tanh_range
 from fashion.gans.networks import Discriminator, Generator
 from fashion.training import ConfigError, Noise, Task, TrainConfig
 
@@ -170,6 +170,17 @@ class GAN(Task):
             path = f"samples/epoch_{epoch:03d}.png" if not name else f"sweeps/{name}_epoch_{epoch:03d}.png"
             artifacts.save_grid(self.generate(latent), out / path, nrow=GRID)
         return {}
+
+    def latent_parts(self) -> list[dict]:
+        """The latent layout for generator.pt, in the order ``latent`` concatenates it."""
+        parts = [{"kind": "uniform", "size": self.config.z_dim, "low": 0.0, "high": 1.0}]
+        return parts + [{"kind": "condition"}] if self.conditional else parts
+
+    def generator_spec(self):
+        return {"net": self.unwrap("G"), "kind": "gan", "kwargs": {"input_dim": self.latent_dim},
+                "latent": self.latent_parts(), "conditional": self.conditional, "classes": list(CLASSES),
+                "conditions": torch.eye(NUM_CLASSES) if self.conditional else None,
+                "condition_input": "latent", "image_shape": [1, 28, 28]}
 
     def state_dict(self):
         return {"iteration": self.iteration}

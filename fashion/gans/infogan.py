@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from fashion import artifacts
 from fashion.data import NUM_CLASSES
 from fashion.gans.base import GAN, GRID, GANConfig, bce, one_hot, register
 from fashion.gans.networks import Discriminator
@@ -74,6 +75,20 @@ class InfoGAN(GAN):
             codes[:, c] = sweep
             grids[f"c{c + 1}"] = torch.cat([same_z, rows, codes], 1)
         return grids
+
+    def latent_parts(self):
+        """z, then a random categorical code (it matches classes only up to a permutation), then the
+        continuous codes: the order of ``latent``."""
+        return [{"kind": "uniform", "size": self.config.z_dim, "low": 0.0, "high": 1.0},
+                {"kind": "onehot", "size": NUM_CLASSES},
+                {"kind": "uniform", "size": CONTINUOUS, "low": -1.0, "high": 1.0}]
+
+    def finish(self, out):
+        """Each continuous code's sweep over the epochs, animated like samples.gif."""
+        for c in range(CONTINUOUS):
+            frames = sorted((out / "sweeps").glob(f"c{c + 1}_epoch_*.png"))
+            artifacts.make_gif(frames, out / f"sweeps_c{c + 1}.gif")
+        return super().finish(out)
 
     label_kind = "code"
     "metric_samples returns the categorical code, which matches classes only up to a permutation."

@@ -9,23 +9,22 @@ import collections
 from pathlib import Path
 
 from fashion.report import collect, page, stats, summary
-from fashion.report.collect import REPORT_DIR, JobFolder
 from fashion.report.quality import Quality, Unmeasured
+from fashion.runfolder import REPORT_DIR, JobFolder
 
 
-def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, train_classifier: bool = True,
-              classifier_budget: dict | None = None) -> int:
-    """Build the run's report; returns the exit code (1 when the run has no job folders yet)."""
-    import jobs
+def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, classifier: str | None = None) -> int:
+    """Build the run's report from its files; returns the exit code (1 when the run has no job folders yet).
+    ``classifier``: a classify/cnn model.pt to measure with instead of the run's own."""
     from rich.console import Console
 
     run_dir = Path(run_dir)
     console = console or Console()
-    found = seeds_together(collect.find_jobs(run_dir, order=list(jobs.CATALOGUE)), list(jobs.CATALOGUE))
+    found = collect.find_jobs(run_dir)
     if not found:
         console.print(f"[red]{run_dir}: no job folders yet (nothing with a status.json); launch some jobs first[/]")
         return 1
-    quality = Quality(run_dir, found, n_samples, seed, train_classifier, classifier_budget, console)
+    quality = Quality(run_dir, found, n_samples, seed, classifier, console)
 
     rows, sections, curves = [], [], {}
     for job in found:
@@ -103,22 +102,18 @@ def job_row(job: JobFolder) -> dict:
         "images_per_s": job.status.get("images_per_s", job.metrics.get("images_per_s")),
         "gpu": gpu, "procs": procs,
         "seed_numbers": stats.own_numbers(job.metrics),
+        "params": " · ".join(f"{name} {count:,}" for name, count in job.config.get("params", {}).items()),
     }
-
-
-def seeds_together(found: list[JobFolder], order: list[str]) -> list[JobFolder]:
-    """Job folders in catalogue order of their model, each model's seeds together and ascending."""
-    from jobs.catalogue import split_seed
-
-    rank = {name: i for i, name in enumerate(order)}
-    return sorted(found, key=lambda j: (rank.get(split_seed(j.name)[0], len(rank)), split_seed(j.name)))
 
 
 def section(run_dir: Path, job: JobFolder, row: dict) -> dict:
     """What the page shows for one job: its pictures, and its log if it went wrong."""
     fid = row.get("fid")
+    strip = job.path / "strip.png"  # first, middle and last epoch, made by the job when training ends
+    strip = strip if strip.is_file() else None
     return {"job": job.name, "path": job.path, "state": job.state, "note": row.get("note", ""),
-            "pictures": collect.pictures(job), "samples": collect.final_samples(job),
+            "pictures": [p for p in collect.pictures(job) if p != strip], "strip": strip,
+            "samples": collect.final_samples(job),
             "caption": f"FID {fid:.2f}" if fid is not None else row.get("note", job.state),
             "log": collect.log_tail(run_dir, job) if job.state in ("failed", "diverged", "unknown") else None}
 

@@ -33,8 +33,8 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
     html = env.get_template(TEMPLATE).render(
         run=run, header=header, columns=COLUMNS, table=table,
         sheet=[{**s, "samples": link(s["samples"])} for s in first_seed(sections) if s.get("samples")],
-        sections=[{**s, "pictures": [(link(p), p.relative_to(s["path"]).as_posix()) for p in s["pictures"]]}
-                  for s in sections],
+        sections=[{**s, "pictures": [(link(p), p.relative_to(s["path"]).as_posix()) for p in s["pictures"]],
+                   "strip": link(s["strip"]) if s.get("strip") else None} for s in sections],
         problems=[s for s in sections if s.get("log")],
         fid_curves=link(fid_curves) if fid_curves else None,
         model_columns=[BY_KEY[k] for k in MODEL_KEYS], models=[model_view(m) for m in models], ranked=ranked,
@@ -44,7 +44,7 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
 
 def first_seed(sections: list[dict]) -> list[dict]:
     """One section per model, its lowest seed (seed 0 when it ran): the contact sheet shows one grid per model."""
-    from jobs.catalogue import split_seed
+    from fashion.runfolder import split_seed
 
     chosen: dict[str, dict] = {}
     for s in sections:

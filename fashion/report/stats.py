@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from jobs.catalogue import split_seed
+from fashion.runfolder import split_seed
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -49,7 +49,7 @@ def compare(a: list[float], b: list[float], alpha: float = ALPHA) -> dict:
 def own_numbers(metrics: dict) -> dict[str, float]:
     """A job's own test numbers from its metrics.json, flattened: top-level numbers, the colorizer's
     ``test`` scores and the classifier's FGSM accuracy at each epsilon (``fgsm_all@0.1``)."""
-    from fashion.report.collect import LOOP_KEYS
+    from fashion.runfolder import LOOP_KEYS
 
     out = {k: float(v) for k, v in metrics.items()
            if k not in LOOP_KEYS and _is_number(v)}

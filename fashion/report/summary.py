@@ -55,6 +55,7 @@ COLUMNS = (
     Column("own", "own metrics", terminal=False),
     Column("s_per_epoch", "s/epoch", "{:.1f}"),
     Column("images_per_s", "images/s", "{:.0f}", terminal=False),
+    Column("params", "params", terminal=False),
     Column("gpu", "GPU", terminal=False),
     Column("procs", "procs", "{:d}", terminal=False),
 )
@@ -89,9 +90,14 @@ def write_summaries(report_dir: Path, run: str, header: dict, rows: list[dict]) 
               "|" + "|".join("---" for _ in COLUMNS) + "|"]
     for row in rows:
         text = cells(row)
-        lines.append("| " + " | ".join(text[k].replace("|", "\\|") for k in keys) + " |")
+        lines.append("| " + " | ".join(_md_cell(text[k]) for k in keys) + " |")
     written.append(artifacts.write_text(report_dir / "summary.md", "\n".join(lines) + "\n"))
     return written
+
+
+def _md_cell(text: str) -> str:
+    """One table cell: a pipe or a line break (a multi-line error) would end the row early."""
+    return " ".join(text.replace("|", "\\|").split("\n")).replace("\r", " ")
 
 
 def rich_table(run: str, rows: list[dict]):
@@ -104,7 +110,8 @@ def rich_table(run: str, rows: list[dict]):
     for c in shown:
         table.add_column(c.header, overflow="fold", max_width=48 if c.key == "note" else None,
                          justify="right" if c.fmt != "{}" else "left")
-    colours = {"completed": "green", "running": "cyan", "queued": "cyan", "cancelled": "yellow", "reference": "magenta"}
+    colours = {"completed": "green", "running": "cyan", "queued": "cyan", "cancelled": "yellow",
+               "interrupted": "yellow", "reference": "magenta"}
     for row in rows:
         text = {k: escape(v) for k, v in cells(row).items()}
         state = text["state"]

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from fashion import artifacts
-from fashion.classifier_net import load_classifier
+from fashion.classify.networks import load_classifier
 from fashion.data import NUM_CLASSES
 from fashion.training import ConfigError, Noise
-from fashion.vae.model import GRID, VAEConfig, VAETask
+from fashion.vae.task import GRID, VAEConfig, VAETask
 
 
 @dataclass

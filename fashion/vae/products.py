@@ -20,7 +20,7 @@ import torch
 from fashion.data import Dataset, DataError, Split
 from fashion.training import ConfigError, Task
 from fashion.vae.conditional import ConditionalVAE
-from fashion.vae.model import VAEConfig
+from fashion.vae.task import VAEConfig
 
 GENDERS = ("Men", "Women", "Boys", "Girls", "Unisex")
 USED_FIELDS = ("id", "gender", "subCategory")
@@ -31,8 +31,8 @@ LAYOUT = "a folder with styles.csv and images/<id>.jpg (the 'fashion product ima
 class ProductVAEConfig(VAEConfig):
     """Settings of the product-photo data on top of the VAE's."""
 
-    data_dir: str = ""
-    "Folder with styles.csv and images/<id>.jpg; the job is skipped without one."
+    photo_dir: str = ""
+    "Folder with styles.csv and images/<id>.jpg; the job is skipped without one. (data_dir stays Fashion-MNIST's.)"
 
     image_size: tuple[int, ...] = (80, 60)
     "(height, width) of the photos; images of another size are resized."
@@ -61,13 +61,13 @@ class ProductCatalogue:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def product_data_missing(config: VAEConfig) -> str | None:
+def product_data_missing(config: ProductVAEConfig) -> str | None:
     """Why the product job cannot run with this config (for ``Job.unavailable``), or None."""
-    if not config.data_dir:
-        return f"needs --set data_dir=<{LAYOUT}>"
-    folder = Path(config.data_dir)
+    if not config.photo_dir:
+        return f"needs --set vae/product-cond:photo_dir=<{LAYOUT}>"
+    folder = Path(config.photo_dir)
     if not (folder / "styles.csv").is_file() or not (folder / "images").is_dir():
-        return f"data_dir={folder} is not {LAYOUT}"
+        return f"photo_dir={folder} is not {LAYOUT}"
     return None
 
 
@@ -76,7 +76,7 @@ def load_products(config: ProductVAEConfig) -> ProductCatalogue:
     reason = product_data_missing(config)
     if reason:
         raise DataError(f"vae/product-cond {reason}")
-    return _read(Path(config.data_dir).resolve(), tuple(config.image_size), config.top_subcategories,
+    return _read(Path(config.photo_dir).resolve(), tuple(config.image_size), config.top_subcategories,
                  config.test_every)
 
 

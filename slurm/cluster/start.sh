@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Start a real single-node SLURM cluster (munge + MariaDB + slurmdbd +
-# slurmctld + slurmd) on localhost, without systemd.  Everything lives in
-# STATE_DIR (default /tmp/fashion-slurm).  Idempotent: when the cluster is
-# already up and healthy it only prints the env line.
+# Start a real SLURM cluster (munge + MariaDB + slurmdbd + slurmctld + one
+# slurmd per node) on localhost, without systemd.  Everything lives in
+# STATE_DIR (default /tmp/fashion-slurm).  Starts only the daemons that are
+# down and never touches running jobs, so it also repairs a cluster after a
+# daemon died; on a healthy cluster it only prints the env line.
 #
-# Usage: slurm/cluster/start.sh [STATE_DIR]
+# Usage: slurm/cluster/start.sh [STATE_DIR]     (FASHION_SLURM_NODES=2: two nodes)
 # Last line of stdout: export SLURM_CONF=STATE_DIR/slurm.conf
 set -euo pipefail
 
@@ -13,7 +14,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/common.sh"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    sed -n '2,9p' "$0"
+    sed -n '2,10p' "$0"
     exit 0
 fi
 init_paths "${1:-}"
@@ -38,18 +39,27 @@ T0=$(date +%s)
 # ---------------------------------------------------------------------------
 # health checks
 # ---------------------------------------------------------------------------
-node_state() { sinfo -h -N -n "$HOST" -o '%T' 2>/dev/null | head -n1; }
+mapfile -t NODES < <(node_names)
+SLURMDS=(slurmd) # one per node: "slurmd" alone, else "slurmd.NODE" (PID files, logs, spool)
+SLURMD_TAG=""
+if ((${#NODES[@]} > 1)); then
+    SLURMDS=()
+    for n in "${NODES[@]}"; do SLURMDS+=("slurmd.$n"); done
+    SLURMD_TAG=".%n" # slurmd expands %n to its node name
+fi
 
 node_healthy() {
     # exact states only: a '*' suffix (not responding), drain or down are unhealthy
-    local st
-    st=$(node_state) || return 1
-    [[ "$st" =~ ^(idle|mixed|allocated|completing)$ ]]
+    local n st
+    for n in "${NODES[@]}"; do
+        st=$(sinfo -h -N -n "$n" -o '%T' 2>/dev/null | head -n1) || return 1
+        [[ "$st" =~ ^(idle|mixed|allocated|completing)$ ]] || return 1
+    done
 }
 
 cluster_healthy() {
     local d
-    for d in "${DAEMONS[@]}"; do
+    for d in "${DAEMONS[@]}" "${SLURMDS[@]}"; do
         daemon_pid "$d" >/dev/null || return 1
     done
     [[ -f "$SLURM_CONF_FILE" ]] || return 1
@@ -69,14 +79,16 @@ if cluster_healthy; then
     exit 0
 fi
 
-# Anything half-running from this STATE_DIR is stopped first (state is kept).
-for d in "${DAEMONS[@]}"; do
-    if daemon_pid "$d" >/dev/null; then
-        log "cluster in $STATE_DIR is partially up/unhealthy; restarting it"
-        "$HERE/stop.sh" "$STATE_DIR" >&2
-        break
-    fi
+# Daemons still running stay as they are: restarting slurmd (or stop.sh, which
+# kills job steps) would kill live jobs, which slurmctld then shows RUNNING for
+# minutes.  Only the daemons that are down are started below.
+RUNNING=()
+for d in "${DAEMONS[@]}" "${SLURMDS[@]}"; do
+    daemon_pid "$d" >/dev/null && RUNNING+=("$d")
 done
+running() { [[ " ${RUNNING[*]} " == *" $1 "* ]]; }
+((${#RUNNING[@]})) && log "already running in $STATE_DIR: ${RUNNING[*]}; starting only the others"
+STARTED=()
 
 fail() {
     local name=$1
@@ -92,9 +104,16 @@ fail() {
             fi
         done
     fi
-    if [[ "${FASHION_SLURM_KEEP_ON_FAILURE:-0}" != 1 ]]; then
-        log "stopping what was started (set FASHION_SLURM_KEEP_ON_FAILURE=1 to keep it for debugging)"
-        "$HERE/stop.sh" "$STATE_DIR" >&2 || true
+    if [[ "${FASHION_SLURM_KEEP_ON_FAILURE:-0}" != 1 ]] && ((${#STARTED[@]})); then
+        # only what this start launched: daemons that were already up keep running, with their jobs
+        log "stopping what was started: ${STARTED[*]} (FASHION_SLURM_KEEP_ON_FAILURE=1 keeps it for debugging)"
+        local i pid
+        for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+            if pid=$(daemon_pid "${STARTED[i]}"); then
+                kill_and_wait "${STARTED[i]}" "$pid"
+            fi
+            rm -f "$(pid_file "${STARTED[i]}")" "$(own_pid_file "${STARTED[i]}")"
+        done
     fi
     exit 1
 }
@@ -108,7 +127,7 @@ wait_for() {
         if "$@" >/dev/null 2>&1; then
             return 0
         fi
-        if [[ -n "$name" ]] && ! daemon_pid "$name" >/dev/null; then
+        if [[ -n "$name" ]] && ! launched_alive "$name"; then
             fail "$name" "$name died while waiting for: $what"
         fi
         if (($(date +%s) >= deadline)); then
@@ -116,6 +135,14 @@ wait_for() {
         fi
         sleep 0.2
     done
+}
+
+# Whether the process launched as NAME still lives, by PID alone: until setsid and nohup have exec'ed
+# the daemon, its name is theirs and daemon_pid would call it dead.
+launched_alive() {
+    local pid
+    pid=$(tr -dc '0-9' <"$(pid_file "$1")" 2>/dev/null) && [[ -n "$pid" ]] || return 1
+    kill -0 "$pid" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]
 }
 
 # launch NAME CMD...: run CMD in the background in its own session, PID file in RUN_DIR
@@ -128,15 +155,9 @@ launch() {
     # no job control in scripts, so setsid execs directly and $! is the daemon PID
     setsid nohup "$@" >>"$LOG_DIR/$name.out" 2>&1 </dev/null &
     echo $! >"$pf"
+    STARTED+=("$name")
     log "started $name (pid $!)"
 }
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-for p in "$FASHION_SLURM_MYSQL_PORT" "$FASHION_SLURM_DBD_PORT" "$FASHION_SLURM_CTLD_PORT" "$FASHION_SLURM_SLURMD_PORT"; do
-    port_free "$p" || fail "" "TCP port 127.0.0.1:$p is already in use (another cluster / STATE_DIR? see README knobs)"
-done
 
 # ---------------------------------------------------------------------------
 # directories and config files (configs are regenerated on every start)
@@ -163,7 +184,21 @@ if ((FASHION_SLURM_GPUS > 0)); then
     gres_files="$DEV_DIR/gpu[0-$((FASHION_SLURM_GPUS - 1))]"
 fi
 
-cat >"$SLURM_CONF_FILE" <<EOF
+NODE_LINES="" GRES_LINES=""
+node_list=$(IFS=,; echo "${NODES[*]}")
+for ((i = 0; i < ${#NODES[@]}; i++)); do
+    n=${NODES[i]}
+    if ((${#NODES[@]} == 1)); then
+        where="NodeAddr=127.0.0.1"
+    else  # several slurmds on one host: each its own port; NodeHostname ties them to this host
+        where="NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$(slurmd_port $((i + 1)))"
+    fi
+    NODE_LINES+="NodeName=$n $where CPUs=$FASHION_SLURM_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$FASHION_SLURM_CPUS ThreadsPerCore=1 RealMemory=$FASHION_SLURM_MEM_MB Gres=gpu:$FASHION_SLURM_GPUS State=UNKNOWN"$'\n'
+    if [[ -n "$gres_files" ]]; then GRES_LINES+="NodeName=$n Name=gpu File=$gres_files"$'\n'; fi
+done
+
+# Written to the side first: daemons that are still running must keep the config they read.
+cat >"$SLURM_CONF_FILE.new" <<EOF
 # Generated by slurm/cluster/start.sh -- regenerated on every start.
 ClusterName=$FASHION_SLURM_CLUSTER
 SlurmctldHost=$HOST(127.0.0.1)
@@ -177,11 +212,11 @@ CredType=cred/munge
 AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
 
 StateSaveLocation=$CTLD_STATE
-SlurmdSpoolDir=$SPOOL_DIR/slurmd
+SlurmdSpoolDir=$SPOOL_DIR/slurmd$SLURMD_TAG
 SlurmctldPidFile=$(own_pid_file slurmctld)
-SlurmdPidFile=$(own_pid_file slurmd)
+SlurmdPidFile=$(own_pid_file "slurmd$SLURMD_TAG")
 SlurmctldLogFile=$(log_file slurmctld)
-SlurmdLogFile=$(log_file slurmd)
+SlurmdLogFile=$(log_file "slurmd$SLURMD_TAG")
 SlurmctldDebug=info
 SlurmdDebug=info
 PlugStackConfig=$STATE_DIR/plugstack.conf
@@ -217,18 +252,39 @@ JobCompType=jobcomp/none
 
 GresTypes=gpu
 SlurmdParameters=config_overrides
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$FASHION_SLURM_CPUS Boards=1 SocketsPerBoard=1 CoresPerSocket=$FASHION_SLURM_CPUS ThreadsPerCore=1 RealMemory=$FASHION_SLURM_MEM_MB Gres=gpu:$FASHION_SLURM_GPUS State=UNKNOWN
-PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
-PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP
+${NODE_LINES}PartitionName=cpu Nodes=$node_list Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=$node_list MaxTime=INFINITE State=UP
 EOF
-
 {
     echo "# Generated by slurm/cluster/start.sh"
     echo "AutoDetect=off"
-    if [[ -n "$gres_files" ]]; then
-        echo "NodeName=$HOST Name=gpu File=$gres_files"
+    printf '%s' "$GRES_LINES"
+} >"$GRES_CONF_FILE.new"
+
+slurm_running=0
+for d in slurmctld $(slurmd_daemons); do daemon_pid "$d" >/dev/null && slurm_running=1; done
+for f in "$SLURM_CONF_FILE" "$GRES_CONF_FILE"; do
+    if ((slurm_running)) && [[ -f "$f" ]] && ! cmp -s "$f" "$f.new"; then
+        rm -f "$SLURM_CONF_FILE.new" "$GRES_CONF_FILE.new"
+        fail "" "$f would change, but ${RUNNING[*]} still run with the old one (knobs changed?); stop the cluster first: slurm/cluster/stop.sh $STATE_DIR"
     fi
-} >"$GRES_CONF_FILE"
+done
+mv "$SLURM_CONF_FILE.new" "$SLURM_CONF_FILE"
+mv "$GRES_CONF_FILE.new" "$GRES_CONF_FILE"
+
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+check_port() {
+    running "$1" || port_free "$2" ||
+        fail "" "TCP port 127.0.0.1:$2 (for $1) is already in use (another cluster / STATE_DIR? see README knobs)"
+}
+check_port mariadbd "$FASHION_SLURM_MYSQL_PORT"
+check_port slurmdbd "$FASHION_SLURM_DBD_PORT"
+check_port slurmctld "$FASHION_SLURM_CTLD_PORT"
+for ((i = 0; i < ${#NODES[@]}; i++)); do
+    check_port "${SLURMDS[i]}" "$(slurmd_port $((i + 1)))"
+done
 
 # empty plugstack so the system /etc/slurm/plugstack.conf.d is not picked up
 : >"$STATE_DIR/plugstack.conf"
@@ -273,11 +329,13 @@ if [[ ! -s "$MUNGE_KEY" ]]; then
 fi
 chown root:root "$MUNGE_KEY"
 chmod 0600 "$MUNGE_KEY"
-rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
-launch munged munged --foreground --force \
-    --socket="$MUNGE_SOCKET" --key-file="$MUNGE_KEY" \
-    --pid-file="$(own_pid_file munged)" --log-file="$(log_file munged)" \
-    --seed-file="$MUNGE_DIR/munged.seed"
+if ! running munged; then
+    rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
+    launch munged munged --foreground --force \
+        --socket="$MUNGE_SOCKET" --key-file="$MUNGE_KEY" \
+        --pid-file="$(own_pid_file munged)" --log-file="$(log_file munged)" \
+        --seed-file="$MUNGE_DIR/munged.seed"
+fi
 munge_ok() { munge -n -S "$MUNGE_SOCKET" | unmunge -S "$MUNGE_SOCKET"; }
 wait_for munged "munge socket $MUNGE_SOCKET" munge_ok
 
@@ -294,7 +352,7 @@ if [[ ! -d "$DB_DIR/mysql" ]]; then
         fail mariadb-install-db "mariadb-install-db failed"
     db_fresh=1
 fi
-launch mariadbd mariadbd "${MYSQL_OPTS[@]}" \
+running mariadbd || launch mariadbd mariadbd "${MYSQL_OPTS[@]}" \
     --port="$FASHION_SLURM_MYSQL_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
     --pid-file="$(own_pid_file mariadbd)" --log-error="$(log_file mariadbd)" \
     --innodb-buffer-pool-size=128M --innodb-log-file-size=64M \
@@ -316,7 +374,7 @@ EOF
 # ---------------------------------------------------------------------------
 # 3. slurmdbd (reads slurmdbd.conf next to SLURM_CONF)
 # ---------------------------------------------------------------------------
-launch slurmdbd slurmdbd -D
+running slurmdbd || launch slurmdbd slurmdbd -D
 wait_for slurmdbd "slurmdbd on 127.0.0.1:$FASHION_SLURM_DBD_PORT" \
     timeout 10 sacctmgr -n -P list cluster format=cluster
 
@@ -355,19 +413,24 @@ done
 # ---------------------------------------------------------------------------
 # 4. slurmctld, 5. slurmd
 # ---------------------------------------------------------------------------
-launch slurmctld slurmctld -D -f "$SLURM_CONF_FILE"
+running slurmctld || launch slurmctld slurmctld -D -f "$SLURM_CONF_FILE"
 wait_for slurmctld "slurmctld to answer" timeout 10 scontrol ping
 
-mkdir -p "$SPOOL_DIR/slurmd"
-launch slurmd slurmd -D -f "$SLURM_CONF_FILE" -N "$HOST"
+for ((i = 0; i < ${#NODES[@]}; i++)); do
+    mkdir -p "$SPOOL_DIR/${SLURMDS[i]}"
+    running "${SLURMDS[i]}" || launch "${SLURMDS[i]}" slurmd -D -f "$SLURM_CONF_FILE" -N "${NODES[i]}"
+done
 node_up() {
     # a node drained by stop.sh (to requeue running jobs) is resumed here
-    if [[ "$(sinfo -h -N -n "$HOST" -o '%E' 2>/dev/null | head -n1)" == "$DRAIN_REASON" ]]; then
-        scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true
-    fi
+    local n
+    for n in "${NODES[@]}"; do
+        if [[ "$(sinfo -h -N -n "$n" -o '%E' 2>/dev/null | head -n1)" == "$DRAIN_REASON" ]]; then
+            scontrol update nodename="$n" state=resume >/dev/null 2>&1 || true
+        fi
+    done
     node_healthy
 }
-wait_for slurmd "node $HOST to become idle in sinfo" node_up
+wait_for "${SLURMDS[0]}" "node(s) ${NODES[*]} to become idle in sinfo" node_up
 wait_for slurmdbd "sacct to work" timeout 10 sacct -n -X -S now-1minutes -o JobID
 
 log "cluster up in $(($(date +%s) - T0))s: partitions $(sinfo -h -o %P | tr '\n' ' ')"

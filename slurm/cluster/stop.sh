@@ -30,33 +30,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 STOP_WAIT=${FASHION_SLURM_STOP_WAIT:-15}
-
-# kill_and_wait DESCRIPTION PID...: TERM, wait up to STOP_WAIT s, then KILL
-kill_and_wait() {
-    local what=$1
-    shift
-    local pids=("$@") alive p i
-    ((${#pids[@]})) || return 0
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    for ((i = 0; i < STOP_WAIT * 10; i++)); do
-        alive=()
-        for p in "${pids[@]}"; do
-            if kill -0 "$p" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ]]; then
-                alive+=("$p")
-            fi
-        done
-        ((${#alive[@]})) || return 0
-        sleep 0.1
-    done
-    log "$what did not exit after ${STOP_WAIT}s; sending KILL to ${alive[*]}"
-    kill -KILL "${alive[@]}" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        alive=()
-        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive+=("$p"); done
-        ((${#alive[@]})) || return 0
-        sleep 0.1
-    done
-}
+mapfile -t SLURMDS < <(slurmd_daemons)
 
 # PIDs of all descendants of the given PIDs
 descendants() {
@@ -94,7 +68,8 @@ if [[ "${FASHION_SLURM_STOP_JOBS:-requeue}" == requeue ]] && ((WIPE == 0)) &&
     export SLURM_CONF="$SLURM_CONF_FILE"
     mapfile -t running < <(timeout 10 squeue -h -t RUNNING,SUSPENDED -o '%i' 2>/dev/null || true)
     if ((${#running[@]})); then
-        timeout 10 scontrol update nodename="$(hostname -s)" state=drain reason="$DRAIN_REASON" >/dev/null 2>&1 || true
+        nodes=$(timeout 10 sinfo -h -N -o '%N' 2>/dev/null | sort -u | paste -sd, -)
+        timeout 10 scontrol update nodename="$nodes" state=drain reason="$DRAIN_REASON" >/dev/null 2>&1 || true
         log "requeueing ${#running[@]} running job(s): ${running[*]}"
         for j in "${running[@]}"; do
             if ! timeout 10 scontrol requeue "$j" >/dev/null 2>&1; then
@@ -110,24 +85,24 @@ if [[ "${FASHION_SLURM_STOP_JOBS:-requeue}" == requeue ]] && ((WIPE == 0)) &&
 fi
 
 stopped_any=0
-for ((idx = ${#DAEMONS[@]} - 1; idx >= 0; idx--)); do
-    name=${DAEMONS[idx]}
+stop_daemon() {
+    local name=$1 pid
     if pid=$(daemon_pid "$name"); then
         kill_and_wait "$name" "$pid"
         log "stopped $name (pid $pid)"
         stopped_any=1
     fi
     rm -f "$(pid_file "$name")" "$(own_pid_file "$name")"
-    if [[ "$name" == slurmd ]]; then
-        # job steps outlive slurmd; take them (and their job processes) down too
-        mapfile -t steps < <(stepd_pids)
-        if ((${#steps[@]})); then
-            read -r -a kids <<<"$(descendants "${steps[@]}")"
-            kill_and_wait "slurmstepd" "${steps[@]}" "${kids[@]}"
-            log "stopped ${#steps[@]} slurmstepd process(es) and ${#kids[@]} job process(es)"
-        fi
-    fi
-done
+}
+for name in "${SLURMDS[@]}"; do stop_daemon "$name"; done
+# job steps outlive slurmd; take them (and their job processes) down too
+mapfile -t steps < <(stepd_pids)
+if ((${#steps[@]})); then
+    read -r -a kids <<<"$(descendants "${steps[@]}")"
+    kill_and_wait "slurmstepd" "${steps[@]}" "${kids[@]}"
+    log "stopped ${#steps[@]} slurmstepd process(es) and ${#kids[@]} job process(es)"
+fi
+for ((idx = ${#DAEMONS[@]} - 1; idx >= 0; idx--)); do stop_daemon "${DAEMONS[idx]}"; done
 rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock" 2>/dev/null || true
 ((stopped_any)) || log "nothing was running for $STATE_DIR"
 

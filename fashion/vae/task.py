@@ -7,16 +7,14 @@ With ``recon=bce`` and ``beta=1`` this is exactly the negative ELBO of a Bernoul
 """
 from __future__ import annotations
 
-import csv
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
 from fashion.training import ConfigError, Noise, Task, TrainConfig
 from fashion.vae import analysis
@@ -267,7 +265,7 @@ class VAETask(Task):
 
     def finish(self, out):
         numbers, means = self.evaluate()
-        analysis.save_elbo_curves(_read_history(out / "history.csv"), out / "elbo.png")
+        analysis.save_elbo_curves(runfolder.read_history(out), out / "elbo.png")
         if self.pairs:
             labels = [label or f"{a.name} -> {b.name}" for a, b, label in self.pairs]
             analysis.save_rows(self.interpolation_rows(means), labels, out / "interpolation.png",
@@ -307,6 +305,18 @@ class VAETask(Task):
         index = torch.tensor([side.first()], device=self.device)
         return self.test_conditions(index)
 
+    def generator_spec(self):
+        """The decoder with prior z ~ N(0, I); conditional VAEs keep one condition per class of their grid."""
+        c, conditions, names = self.config, self.grid_conditions, list(self.class_names)
+        if conditions is not None and len(conditions) != len(names):  # products: only subCategories trained on
+            names = [names[i] for i in conditions[:, :len(names)].argmax(1).tolist()]
+        kwargs = {"arch": c.arch, "shape": list(self.shape), "latent": c.latent_dim, "cond_dim": self.condition_dim,
+                  "filters": list(c.filters), "hidden": list(c.hidden)}
+        return {"net": self.vae.decoder, "kind": "vae", "builder": "fashion.generator.vae_decoder",
+                "kwargs": kwargs, "latent": [{"kind": "normal", "size": c.latent_dim}],
+                "conditional": conditions is not None, "classes": names, "conditions": conditions,
+                "condition_input": "argument", "image_shape": list(self.shape)}
+
     # -- resume ------------------------------------------------------------------------------------
     def state_dict(self):
         return {"recon_rows": self.recon_rows}
@@ -325,9 +335,3 @@ class LatentPlaneVAE(VAETask):
             raise ConfigError(f"latent_dim={config.latent_dim}: this job draws the 2-D latent plane, keep 2")
         super().__init__(config, accelerator, data)
 
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]

@@ -7,7 +7,6 @@ on the garment (non-zero pixels), as the write-up does, so the black background 
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashion import artifacts
-from fashion.classifier_net import ARCHITECTURES, MODEL_FILE, ConvClassifier, DenseClassifier, save_classifier
+from fashion import artifacts, runfolder
+from fashion.classify.networks import ARCHITECTURES, MODEL_FILE, ConvClassifier, DenseClassifier, save_classifier
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
 from fashion.training import ConfigError, Task, TrainConfig
 
-OPTIMISERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 EVAL_BATCH = 1000
 
@@ -38,7 +37,7 @@ class ClassifierConfig(TrainConfig):
     "cnn: filters of the first conv layer (the second has twice as many); the write-up uses 64."
     kernel: int = 5
     "cnn: side of the square conv kernels (odd); the write-up uses 5."
-    optimiser: str = "adam"
+    optimizer: str = "adam"
     "adam | sgd (with Nesterov momentum 0.9)."
     lr: float = 1e-3
     "Peak learning rate."
@@ -57,7 +56,7 @@ class ClassifierConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        choices = {"arch": tuple(ARCHITECTURES), "optimiser": OPTIMISERS, "lr_schedule": SCHEDULES}
+        choices = {"arch": tuple(ARCHITECTURES), "optimizer": OPTIMIZERS, "lr_schedule": SCHEDULES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: choose one of {', '.join(allowed)}")
@@ -149,7 +148,7 @@ class ClassifierTask(Task):
         super().__init__(config, accelerator, data)
         c = config
         net = build_classifier(c)
-        if c.optimiser == "adam":
+        if c.optimizer == "adam":
             opt = torch.optim.Adam(net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         else:
             opt = torch.optim.SGD(net.parameters(), lr=c.lr, momentum=0.9, nesterov=True,
@@ -197,7 +196,7 @@ class ClassifierTask(Task):
         confusion = torch.bincount(test_y * NUM_CLASSES + predicted, minlength=NUM_CLASSES ** 2)
         plot_confusion(confusion.view(NUM_CLASSES, NUM_CLASSES).cpu(), out / "confusion_matrix.png",
                        f"{self.config.arch}: test accuracy {test_accuracy:.2%}")
-        history = _read_csv(out / "history.csv")
+        history = runfolder.read_history(out)
         plot_accuracy(history, out / "accuracy.png", self.config.arch)
 
         fgsm_x, fgsm_y = test_x, test_y
@@ -231,11 +230,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
 def plot_confusion(matrix: torch.Tensor, path, title: str) -> Path:

@@ -1,0 +1,325 @@
+"""Hostile input: every bad command or damaged file is refused or contained, and finished results never change.
+
+Each row of CASES is a command run against a run folder holding one completed and one partly trained job,
+with the expected exit code, a fragment of the message, and where (if anywhere) the outputs tree may change:
+a checksum of everything else is taken before and after.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import jobs
+import launch
+from conftest import ROOT, make_fake_fashion, tiny
+from fashion import artifacts
+from fashion.checkpoint import ChangedSettings
+
+BASE = ["--epochs", "3", "--batch-size", "16", "--limit-batches", "2", "--run", "done"]
+SETTINGS = {"epochs": "3", "batch_size": "16", "limit_batches": "2"}
+
+
+def tree_checksum(root: Path, ignore: tuple[str, ...] = ()) -> dict[str, str]:
+    """Every file under ``root`` (except lock files and those under an ``ignore`` prefix): content hash, mode."""
+    sums = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and path.name != artifacts.LOCK_FILE and not any(rel.startswith(p) for p in ignore):
+            sums[rel] = f"{hashlib.sha256(path.read_bytes()).hexdigest()} {oct(path.stat().st_mode)}"
+    return sums
+
+
+def write_job(folder: Path, name: str, state: str, epoch: int) -> None:
+    """A job folder as training leaves it (the checkpoint's contents do not matter to the launcher)."""
+    config = dataclasses.asdict(jobs.get(name).make_config(SETTINGS))
+    artifacts.write_json(folder / "config.json", {"job": name, "config": config})
+    artifacts.write_bytes(folder / "checkpoint.pt", b"weights")
+    artifacts.write_text(folder / "history.csv", "epoch,loss\n" + "".join(f"{e},0.5\n" for e in range(1, epoch + 1)))
+    artifacts.write_json(folder / "metrics.json", {"job": name, "epochs": epoch})
+    artifacts.write_status(folder, state, job=name, epoch=epoch, epochs=3)
+
+
+@pytest.fixture
+def outputs(tmp_path, fake_fashion_dir):
+    """outputs/done: gan/gan completed (3 epochs), gan/lsgan interrupted after epoch 1."""
+    root = tmp_path / "outputs"
+    write_job(root / "done" / "gan" / "gan", "gan/gan", "completed", 3)
+    write_job(root / "done" / "gan" / "lsgan", "gan/lsgan", "interrupted", 1)
+    return root
+
+
+def corrupt_status(root):
+    (root / "done" / "gan" / "gan" / "status.json").write_text('{"state": "compl')
+
+
+def hold_lock(root):
+    return artifacts.JobLock(root / "done" / "gan" / "lsgan").acquire()
+
+
+def no_data(root):
+    os.environ["FASHION_MNIST_DIR"] = str(root.parent / "nowhere")
+
+
+def truncated_data(root):
+    folder = Path(os.environ["FASHION_MNIST_DIR"])
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-100]))
+
+
+@dataclass
+class Case:
+    what: str
+    argv: list[str]
+    code: int
+    message: str
+    may_change: tuple[str, ...] = ()
+    setup: object = None
+    extra_out: str = ""  # a second fragment
+
+
+CASES = [
+    # 1: dry runs never touch a real run, and cannot reach outside outputs/
+    Case("dry run named like a finished run", ["gan/gan", "--dry-run", *BASE], 0, "pass", (".dry-run/",)),
+    Case("dry run named with a path", ["gan/gan", "--dry-run", "--run", "/tmp/v"], 2, "plain folder name"),
+    Case("run name climbing out", ["gan/gan", "--local", "--run", "../x"], 2, "plain folder name"),
+    # 2: empty names are errors, never a launch
+    Case("empty --status", ["--status", ""], 2, "not empty"),
+    Case("blank --status", ["--status", "  "], 2, "not empty"),
+    Case("empty --aggregate", ["--aggregate", ""], 2, "not empty"),
+    Case("empty --cancel", ["--cancel", ""], 2, "not empty"),
+    Case("empty --run", ["gan/gan", "--local", "--run", ""], 2, "not empty"),
+    # 3: a resume with changed settings is refused, naming the keys and the way out
+    Case("resume with another batch size", ["gan/lsgan", "--local", *BASE, "--batch-size", "32"], 2,
+         "batch_size 16 -> 32", extra_out="--force"),
+    Case("resume with another learning rate", ["gan/lsgan", "--local", *BASE, "--set", "lr_g=0.5"], 2,
+         "lr_g 0.0002 -> 0.5"),
+    Case("completed job launched again", ["gan/gan", "--local", *BASE], 0, "already completed"),
+    Case("completed job with fewer epochs", ["gan/gan", "--local", *BASE, "--epochs", "2"], 0, "already completed"),
+    # 4: a job another process trains is refused
+    Case("job held by a live process", ["gan/lsgan", "--local", *BASE], 2, "in use by another process",
+         setup=hold_lock),
+    # 6: a corrupt status.json affects only its job
+    Case("status of a run with a corrupt status.json", ["--status", "done"], 0, "corrupt", setup=corrupt_status,
+         extra_out="status.json"),
+    Case("launching a job whose status.json is corrupt", ["gan/gan", "--local", *BASE], 0, "corrupt, skipped",
+         setup=corrupt_status, extra_out="--force"),
+    # 8, 14: what would only fail inside the job is checked before anything starts
+    Case("--nproc not dividing the batch", ["gan/lsgan", "--local", *BASE, "--nproc", "3"], 2, "split evenly"),
+    Case("missing data, local", ["gan/lsgan", "--local", *BASE], 2, "IDX files", setup=no_data),
+    Case("truncated data, local", ["gan/lsgan", "--local", *BASE], 2, "truncated", setup=truncated_data),
+    Case("missing data, SLURM", ["gan/lsgan", *BASE, "--partition", "x"], 2, "--no-data-check", setup=no_data),
+    Case("a --data-dir that does not exist", ["gan/lsgan", *BASE, "--data-dir", "/nonexistent"], 2, "/nonexistent"),
+    # 9: settings
+    Case("infinite learning rate", ["gan/gan", "--local", *BASE, "--set", "lr_g=inf"], 2, "finite"),
+    Case("zero learning rate", ["vae/conv", "--local", *BASE, "--set", "lr=0"], 2, "must be positive"),
+    Case("bad setting for a job not selected", ["gan/lsgan", "--local", *BASE, "--set", "gan/wgan_gp:gp_weight=x"],
+         2, "gp_weight"),
+    Case("outputs that cannot be written", ["gan/lsgan", "--local", *BASE, "--outputs", "/proc/fashion-out"], 2,
+         "cannot write /proc/fashion-out"),
+    # 11: --force checks everything before moving anything
+    Case("--force with a bad SLURM request", ["gan/gan", *BASE, "--force", "--partition", "nope"], 2, "error"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.what for c in CASES])
+def test_hostile_input_is_refused_or_contained(case, outputs, capsys, monkeypatch):
+    monkeypatch.setenv("FASHION_MNIST_DIR", os.environ["FASHION_MNIST_DIR"])  # restored after setup edits it
+    monkeypatch.setenv("COLUMNS", "300")
+    held = case.setup(outputs) if case.setup else None
+    before = tree_checksum(outputs, case.may_change)
+    try:
+        code = launch.main(["--outputs", str(outputs), *case.argv])
+    finally:
+        if held is not None:
+            held.release()
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == case.code, out
+    assert case.message in out and case.extra_out in out, out
+    assert tree_checksum(outputs, case.may_change) == before
+
+
+def test_force_replaces_a_job_with_a_corrupt_status(outputs):
+    corrupt_status(outputs)
+    todo, replace = launch.plan([jobs.get("gan/gan")], {"gan/gan": jobs.get("gan/gan").make_config(SETTINGS)},
+                                outputs / "done", force=True)
+    assert [j.name for j in todo] == ["gan/gan"] and replace == ["gan/gan"]
+
+
+def test_a_completed_job_with_more_epochs_is_trained_on(outputs, capsys):
+    config = jobs.get("gan/gan").make_config({**SETTINGS, "epochs": "5"})
+    todo, replace = launch.plan([jobs.get("gan/gan")], {"gan/gan": config}, outputs / "done", force=False)
+    assert [j.name for j in todo] == ["gan/gan"] and replace == []
+    assert "training on to 5" in capsys.readouterr().out
+
+
+def test_a_failed_write_names_the_path_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    import errno
+
+    def disk_full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(artifacts.WriteError, match=f"cannot write {tmp_path / 'a.json'}: the disk is full"):
+        artifacts.write_json(tmp_path / "a.json", {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_job_out_of_requeues_says_it_timed_out_plainly(tmp_path, monkeypatch):
+    import submitit
+
+    from jobs.runner import failure
+
+    artifacts.write_status(tmp_path, "running", epoch=4)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "3")
+    err = submitit.core.utils.UncompletedJobError("Job not requeued because: timed-out too many times.")
+    assert failure(err, tmp_path).startswith("timed out 4 times") and "after epoch 4" in failure(err, tmp_path)
+
+
+def test_the_report_flags_a_corrupt_history_and_missing_samples(outputs):
+    from fashion.report.collect import read_job
+
+    (outputs / "done" / "gan" / "gan" / "history.csv").write_bytes(b"\xff\xfe\x00garbage")
+    errors = " ".join(read_job(outputs / "done", "gan/gan").errors)
+    assert "history.csv: unreadable" in errors and "samples: missing" in errors
+
+
+def test_summary_table_keeps_a_multi_line_error_on_its_row(tmp_path):
+    from fashion.report.summary import write_summaries
+
+    write_summaries(tmp_path, "r", {}, [{"job": "gan/gan", "state": "failed", "note": "Boom\nline two | x"}])
+    rows = [line for line in (tmp_path / "summary.md").read_text().splitlines() if line.startswith("| gan/gan")]
+    assert len(rows) == 1 and "Boom line two \\| x" in rows[0]
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    script = ("import sys; from fashion import artifacts; "
+              "artifacts.write_text(sys.argv[1], 'x'); import os; print(oct(os.stat(sys.argv[1]).st_mode & 0o777))")
+    res = subprocess.run(["sh", "-c", f'umask 002 && exec "{sys.executable}" -c "{script}" {tmp_path / "f.txt"}'],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.stdout.strip() == "0o664", res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file whatever its permissions")
+def test_an_unreadable_data_file_is_not_called_corrupt(tmp_path):
+    from fashion.data import DataError, read_idx
+
+    path = make_fake_fashion(tmp_path / "d", 20, 20) / "t10k-labels-idx1-ubyte.gz"
+    path.chmod(0)
+    with pytest.raises(DataError, match="no permission"):
+        read_idx(path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The training loop's own defences (a SLURM requeue never passes the launcher)
+# ---------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """gan/gan trained for one tiny epoch; tests copy it."""
+    from fashion.training import fit
+
+    data = make_fake_fashion(tmp_path_factory.mktemp("data") / "fm")
+    folder = tmp_path_factory.mktemp("trained") / "gan"
+    old = os.environ.get("FASHION_MNIST_DIR")
+    os.environ["FASHION_MNIST_DIR"] = str(data)
+    config = tiny(jobs.get("gan/gan").make_config(), snapshot_every=0)
+    try:
+        fit(jobs.get("gan/gan").task, config, folder, "gan/gan")
+    finally:
+        os.environ.pop("FASHION_MNIST_DIR") if old is None else os.environ.__setitem__("FASHION_MNIST_DIR", old)
+    return folder, config, data
+
+
+@pytest.fixture
+def job(trained, tmp_path, monkeypatch):
+    import shutil
+
+    folder, config, data = trained
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(data))
+    shutil.copytree(folder, tmp_path / "gan")
+    return tmp_path / "gan", config
+
+
+def test_fit_refuses_to_resume_with_changed_settings(job):
+    from fashion.training import fit
+
+    folder, config = job
+    before = tree_checksum(folder)
+    with pytest.raises(ChangedSettings, match="batch_size 16 -> 32"):
+        fit(jobs.get("gan/gan").task, dataclasses.replace(config, batch_size=32), folder, "gan/gan")
+    assert tree_checksum(folder) == before
+
+
+def test_fit_extends_with_more_epochs_records_it_and_removes_stale_temp_files(job):
+    from fashion.training import fit
+
+    folder, config = job
+    stale = folder / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    fit(jobs.get("gan/gan").task, dataclasses.replace(config, epochs=2), folder, "gan/gan")
+    assert not stale.exists()
+    assert artifacts.read_status(folder)["state"] == "completed" and artifacts.read_status(folder)["epoch"] == 2
+    resumes = json.loads((folder / "config.json").read_text())["resumes"]
+    assert resumes[-1]["after_epoch"] == 1 and resumes[-1]["changed"] == {"epochs": {"was": 1, "now": 2}}
+
+
+def test_fit_refuses_a_job_folder_another_process_holds(job):
+    from fashion.training import fit
+
+    folder, config = job
+    before = tree_checksum(folder)
+    with artifacts.JobLock(folder):
+        with pytest.raises(artifacts.JobBusy, match="in use by another process"):
+            fit(jobs.get("gan/gan").task, dataclasses.replace(config, epochs=2), folder, "gan/gan")
+    assert tree_checksum(folder) == before
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Signals: a --local run stops, is marked, and leaves nothing training headless
+# ---------------------------------------------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_a_local_run_and_leaves_it_interrupted(sig, fake_fashion_dir, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "launch.py", "gan/gan", "--local", "--outputs", str(out), "--run", "r",
+                             "--epochs", "500", "--batch-size", "16", "--set", "cpu=true", "--set", "snapshot_every=0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    folder = out / "r" / "gan" / "gan"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = artifacts.read_status(folder)
+        if status.get("state") == "running" and status.get("pid"):
+            break
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the job never started")
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    status = artifacts.read_status(folder)
+    assert proc.returncode == 130, output
+    assert status["state"] == "interrupted" and status["interrupted"] > status["started"], status
+    time.sleep(1.0)
+    assert not _alive(status["pid"]), "the trainer is still running"
+    assert "resume" in output

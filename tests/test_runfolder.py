@@ -1,0 +1,82 @@
+"""The run folder's layout and formats, as fashion.runfolder names them and the training loop writes them."""
+import csv
+import json
+
+import torch
+from torch import nn
+
+import jobs
+from conftest import tiny
+from fashion import artifacts, runfolder
+from fashion.data import CLASSES
+from fashion.training import Task, TrainConfig, fit
+
+
+class OneWeight(Task):
+    """The smallest task: one weight, one loss term, no pictures and no metrics of its own."""
+
+    def __init__(self, config, accelerator, data):
+        super().__init__(config, accelerator, data)
+        self.nets = {"w": nn.Linear(1, 1)}
+        self.opts = {"w": torch.optim.SGD(self.nets["w"].parameters(), lr=0.01)}
+
+    def train_step(self, images, labels, noise):
+        x = images[:, :1, 0, :1].float() / 255
+        return self.optimize("w", {"loss": self.nets["w"](x).pow(2).mean()})
+
+
+def test_the_loops_own_columns_and_keys_are_the_ones_runfolder_names(fake_fashion_dir, tmp_path):
+    fit(OneWeight, tiny(TrainConfig()), tmp_path / "job", "test/one")
+    with open(tmp_path / "job" / runfolder.HISTORY_FILE, newline="") as f:
+        columns = set(next(csv.reader(f)))
+    assert columns == set(runfolder.BOOKKEEPING) | {"loss"}
+    written = set(json.loads((tmp_path / "job" / runfolder.METRICS_FILE).read_text()))
+    assert written <= runfolder.LOOP_KEYS
+    assert runfolder.LOOP_KEYS - written <= {"gpu", "quality", "fid_curve"}  # gpu: CUDA only; the rest: the report
+
+
+def test_a_task_that_generates_nothing_leaves_no_evaluation_samples(fake_fashion_dir, tmp_path):
+    fit(OneWeight, tiny(TrainConfig()), tmp_path / "job", "test/one")
+    assert runfolder.read_eval_samples(tmp_path / "job") is None
+
+
+def test_a_finished_generator_leaves_its_seeded_evaluation_samples_with_what_the_labels_mean(fake_fashion_dir, tmp_path):
+    job = jobs.get("gan/cgan")
+    for name in ("a", "b"):
+        fit(job.task, tiny(job.make_config(), eval_samples=64), tmp_path / name, job.name)
+    first, again = (runfolder.read_eval_samples(tmp_path / name) for name in ("a", "b"))
+    assert first.images.dtype == torch.uint8 and first.images.shape == (64, 1, 28, 28)
+    assert first.labels.shape == (64,) and first.label_names == list(CLASSES) and first.label_kind == "class"
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    assert first.epoch == 1 and not list((tmp_path / "a").glob(f".{runfolder.EVAL_FILE}*"))  # no temp file left
+
+
+def test_an_unsupervised_code_is_kept_as_a_code(fake_fashion_dir, tmp_path):
+    job = jobs.get("gan/infogan")
+    fit(job.task, tiny(job.make_config(), eval_samples=16), tmp_path / "job", job.name)
+    samples = runfolder.read_eval_samples(tmp_path / "job")
+    assert samples.label_kind == "code" and samples.label_names[0] == "code 0"
+
+
+def test_job_folders_are_found_by_name_without_the_report_or_hidden_folders(tmp_path):
+    for name in ("gan/wgan_gp", "vae/conv-z2", "report/classifier", ".replaced/gan__gan-1"):
+        artifacts.write_status(tmp_path / name, "completed")
+    artifacts.write_json(tmp_path / "classify/cnn" / runfolder.CONFIG_FILE, {})  # started, no status yet
+    assert runfolder.find_jobs(tmp_path) == ["classify/cnn", "gan/wgan_gp", "vae/conv-z2"]
+    assert runfolder.find_jobs(tmp_path, (runfolder.STATUS_FILE,)) == ["gan/wgan_gp", "vae/conv-z2"]
+    assert runfolder.job_dir(tmp_path, "gan/wgan_gp") == tmp_path / "gan" / "wgan_gp"
+
+
+def test_the_log_tail_prefers_the_recorded_log_and_falls_back_to_the_traceback(tmp_path):
+    log = tmp_path / "err.log"
+    log.write_text("".join(f"line {i}\n" for i in range(50)))
+    where, text = runfolder.log_tail(tmp_path, "gan/gan", {"log_err": str(log)}, lines=3)
+    assert where == str(log) and text == "line 47\nline 48\nline 49"
+    assert runfolder.log_tail(tmp_path, "gan/gan", {"traceback": "Boom"}) == (runfolder.STATUS_FILE, "Boom")
+
+
+def test_a_snapshot_round_trips_as_uint8(tmp_path):
+    path = runfolder.write_snapshot(tmp_path, 7, torch.rand(4, 1, 28, 28))
+    epoch, images = runfolder.read_snapshot(path)
+    assert path.name == "epoch_007.pt" and epoch == 7 and images.dtype == torch.uint8
+    assert runfolder.snapshot_files(tmp_path) == [path]

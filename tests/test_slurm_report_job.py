@@ -1,0 +1,32 @@
+"""One report per run on the real local cluster: jobs launched into a run that still has jobs queued share
+one report job, which starts after every one of them (see tests/test_slurm_launch.py for the cluster)."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from slurm import executor
+from test_slurm_launch import cluster, run, submitted, wait_until_ended  # noqa: F401  (fixtures)
+
+
+@pytest.mark.slurm
+def test_jobs_launched_into_a_run_with_queued_jobs_share_one_report_after_all_of_them(run):
+    # --begin keeps the jobs pending: the test needs them queued, not trained
+    later = ("--partition", "gpu", "--run", "grow", "--sbatch", "begin=now+1hour")
+    assert run("gan/gan", *later).returncode == 0
+    first = submitted(run.outputs / "grow")
+    added = run("gan/wgan", *later)
+    assert added.returncode == 0, added.stdout + added.stderr
+    second = submitted(run.outputs / "grow")
+
+    old_report, new_report = first["report"]["slurm_id"], second["report"]["slurm_id"]
+    assert wait_until_ended([old_report], timeout=60)[old_report]["State"] == "CANCELLED"
+    training = {first["groups"][0]["jobs"]["gan/gan"], second["groups"][0]["jobs"]["gan/wgan"]}
+    shown = subprocess.run(["scontrol", "-o", "show", "job", new_report], capture_output=True, text=True,
+                           timeout=30, check=True).stdout
+    dependency = re.search(r"\bDependency=(\S+)", shown)[1]
+    assert set(re.findall(r"(\d+)\(", dependency)) == training, dependency
+    assert executor.job_states([new_report]) == {new_report: "PENDING"}
+    assert second["report"]["replaces"] == [old_report] and f"replaces {old_report}" in added.stdout, added.stdout
