@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seeds", metavar="N|S,S,...",
                    help="train each selected job from several seeds: a count (3: seeds 0,1,2) or a list (0,4,7); "
                         "seed k>0 of job X is the job X.seed<k> with its own folder")
-    g.add_argument("--seed", type=int, metavar="S", help="one seed: the same as --seeds S, (default 0); with --sample, the sampling seed")
+    g.add_argument("--seed", type=int, metavar="S",
+                   help="one seed: the same as --seeds S, (default 0); with --sample, the sampling seed")
     g.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     g.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
