@@ -6,11 +6,16 @@ with differentiable all-reduces.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+# Its suggested successor (torch.distributed._functional_collectives) is private; this one is public.
+warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_", category=FutureWarning)
 
 
 class GlobalBatchNorm(_BatchNorm):

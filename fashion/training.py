@@ -201,6 +201,20 @@ def make_accelerator(config: TrainConfig, auto_precision: str = "bf16"):
                        kwargs_handlers=[ddp])
 
 
+def prepare_task(task: Task, acc) -> Task:
+    """Put the task's nets and optimisers on ``acc`` (device, DDP); under DDP, BatchNorm first covers the
+    global batch where the task asks for it."""
+    if task.global_batchnorm and acc.num_processes > 1:
+        from fashion.batchnorm import convert_global_batchnorm
+        task.nets = {n: convert_global_batchnorm(net, acc.device.type == "cuda") for n, net in task.nets.items()}
+    slots = [(task.nets, n) for n in task.nets] + [(task.opts, n) for n in task.opts]
+    prepared = acc.prepare(*(owner[n] for owner, n in slots))
+    prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
+    for (owner, name), obj in zip(slots, prepared):
+        owner[name] = obj
+    return task
+
+
 def git_sha() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -242,15 +256,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
     data = task_class.load_data(config)
     data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
     data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
-    task = task_class(config, acc, data)
-    if task.global_batchnorm and acc.num_processes > 1:
-        from fashion.batchnorm import convert_global_batchnorm
-        task.nets = {n: convert_global_batchnorm(net, acc.device.type == "cuda") for n, net in task.nets.items()}
-    slots = [(task.nets, n) for n in task.nets] + [(task.opts, n) for n in task.opts]
-    prepared = acc.prepare(*(owner[n] for owner, n in slots))
-    prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
-    for (owner, name), obj in zip(slots, prepared):
-        owner[name] = obj
+    task = prepare_task(task_class(config, acc, data), acc)
 
     state = load_checkpoint(job_dir)
     start_epoch, epoch_rows, step_rows = 0, [], []
