@@ -47,6 +47,13 @@ class GlobalBatchNorm(_BatchNorm):
         return out
 
 
+def gather_batch(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``x`` concatenated in rank order, differentiable: its backward sums the ranks' gradients."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return x
+    return torch.cat(dist_fn.all_gather(x.contiguous()))
+
+
 def convert_global_batchnorm(module: nn.Module, cuda: bool) -> nn.Module:
     """Every BatchNorm in ``module`` normalised over the global batch; parameters are kept (same objects)."""
     if cuda:

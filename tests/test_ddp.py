@@ -132,7 +132,8 @@ def test_two_ranks_train_every_gan_as_one_process_does_with_the_same_global_batc
     steps = 3
     for name in sorted(REGISTRY):
         one = _train_on_global_batches(name, str(fake_fashion_dir), steps)
-        moved = {n: (one["weights"][n] - one.pop("initial")[n]).abs().max().item() for n in ("G", "D")}
+        initial = one.pop("initial")
+        moved = {n: (one["weights"][n] - initial[n]).abs().max().item() for n in ("G", "D")}
         torch.save({**one, "moved": moved}, tmp_path / f"{name}.pt")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     executor = submitit.LocalExecutor(folder=tmp_path / "logs")
