@@ -89,9 +89,10 @@ def _train_on_global_batches(name: str, data_dir: str, steps: int) -> dict:
     data = load_fashion(data_dir)
     torch.manual_seed(config.seed)
     task = gan(config, acc, data)
-    # Plain SGD: Adam's first steps are lr * g / |g| elementwise, which turns the rounding noise of the
-    # many near-zero gradients into whole steps and would hide what this compares.
-    task.opts = {n: torch.optim.SGD(net.parameters(), lr=0.05) for n, net in task.nets.items()}
+    # Plain SGD with a small step: Adam's first steps are lr * g / |g| elementwise, which turns the rounding
+    # noise of near-zero gradients into whole steps, and large steps make rounding noise grow chaotically
+    # (at lr 0.05 one process on 1 vs 2 threads ended lsgan's weights farther apart than they had moved).
+    task.opts = {n: torch.optim.SGD(net.parameters(), lr=1e-3) for n, net in task.nets.items()}
     initial = _weights(task)
     task = prepare_task(task, acc)
     noise = GlobalNoise(config.seed, acc.process_index, acc.num_processes)
@@ -141,8 +142,13 @@ def test_two_ranks_train_every_gan_as_one_process_does_with_the_same_global_batc
     job = executor.submit(_compare_two_ranks_with_one_process, sorted(REGISTRY), str(fake_fashion_dir),
                           str(tmp_path), steps)
     differences = job.results()[0]
+    # WGAN's G gradient is a small residual of cancelling terms (-mean of a critic with BatchNorm): on one
+    # process, 1 vs 2 threads already put its G 2.5e-3 apart. The rest stay below 1e-3.
+    tolerance = lambda name, net: 1e-2 if (name, net) == ("wgan", "G") else 1e-3
+    apart = {name: diff for name, diff in differences.items()
+             if not all(diff[net] < tolerance(name, net) for net in ("G", "D"))}
+    assert not apart, f"relative distance from the single process: {differences}"
     for name, diff in differences.items():
-        assert diff["G"] < 1e-3 and diff["D"] < 1e-3, f"{name}: {diff}"
         two, one = diff["state"]
         assert two == pytest.approx(one, rel=1e-5), f"{name}: task state {two} != {one}"
 
