@@ -21,18 +21,16 @@ def _train_every_gan_on_two_ranks(data_dir: str, steps: int) -> dict:
     import jobs
     from fashion.data import epoch_batches, load_fashion
     from fashion.gans import REGISTRY
-    from fashion.training import Noise, make_accelerator
+    from fashion.training import Noise, make_accelerator, prepare_task
     from jobs.runner import _export_torch_distributed
 
     assert _export_torch_distributed()
     fingerprints = {}
     for name, gan in sorted(REGISTRY.items()):
         config = tiny(jobs.get(f"gan/{name}").make_config(), data_dir=data_dir)
-        acc = make_accelerator(config)
+        acc = make_accelerator(config, gan.auto_precision)
         data = load_fashion(data_dir)
-        task = gan(config, acc, data)
-        prepared = acc.prepare(task.nets["G"], task.nets["D"], task.opts["G"], task.opts["D"])
-        task.nets["G"], task.nets["D"], task.opts["G"], task.opts["D"] = prepared
+        task = prepare_task(gan(config, acc, data), acc)
         batches = epoch_batches(len(data.train), config.batch_size, 0, config.seed, acc.process_index,
                                 acc.num_processes)
         noise = Noise.for_epoch("cpu", 0, 0, acc.process_index)  # ranks draw different noise, as in fit
