@@ -8,7 +8,6 @@ Both learning rates halve (down to lr_floor) after an epoch whose mean M is no l
 mean so far. The reference meant this rule but compares single-iteration values.
 """
 import math
-
 from dataclasses import dataclass
 
 import torch
