@@ -43,7 +43,7 @@ class TrainConfig:
     seed: int = 0
     "Seeds weights, batch order and every noise draw."
     precision: str = "auto"
-    "auto (bf16 on a GPU that supports it, else fp32) | no | bf16 | fp16."
+    "auto (the family's default: fp32 for GANs, bf16 for the rest on a GPU that has it) | no | bf16 | fp16."
     limit_batches: int = 0
     "Stop every epoch after this many steps (0: the whole split)."
     train_subset: int = 0
@@ -113,6 +113,10 @@ class Task:
     """One trainable experiment. Subclasses fill ``nets`` and ``opts`` in ``__init__``."""
 
     config_class = TrainConfig
+    auto_precision = "bf16"
+    "What precision=auto means on a GPU with bf16 (fp32 elsewhere)."
+    global_batchnorm = False
+    "Under DDP, BatchNorm statistics cover the global batch (fashion/batchnorm.py), not each rank's share."
 
     def __init__(self, config: TrainConfig, accelerator, data: Dataset):
         self.config, self.acc, self.data = config, accelerator, data
@@ -147,6 +151,11 @@ class Task:
     def unwrap(self, name: str) -> nn.Module:
         return self.acc.unwrap_model(self.nets[name])
 
+    def after_epoch(self, epoch: int, means: dict[str, float]) -> dict[str, float]:
+        """Every rank, before the checkpoint: react to the epoch's means (reduced over ranks); returns values
+        to log."""
+        return {}
+
     def end_epoch(self, epoch: int, out: Path) -> dict[str, float]:
         """Main process only: pictures for this epoch and any test-set numbers to log."""
         return {}
@@ -173,15 +182,18 @@ class Task:
         pass
 
 
-def resolve_precision(precision: str, cuda: bool) -> str:
+def resolve_precision(precision: str, cuda: bool, auto: str = "bf16", bf16_supported: bool | None = None) -> str:
+    """accelerate's mixed_precision for a config's ``precision``; ``auto`` is the task family's default."""
     if precision == "auto":
-        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+        if bf16_supported is None:
+            bf16_supported = cuda and torch.cuda.is_bf16_supported()
+        return auto if auto == "bf16" and cuda and bf16_supported else "no"
     if precision == "fp16" and not cuda:
         raise ConfigError("precision=fp16 needs a GPU (on a CPU it would silently run fp32); use bf16 or no")
     return precision
 
 
-def make_accelerator(config: TrainConfig):
+def make_accelerator(config: TrainConfig, auto_precision: str = "bf16"):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import DistributedDataParallelKwargs
@@ -197,8 +209,22 @@ def make_accelerator(config: TrainConfig):
     # broadcast_buffers=False: GANs run D twice before one backward; re-broadcasting BatchNorm buffers
     # between those forwards breaks autograd on CUDA. Every rank still trains identical weights.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-    return Accelerator(cpu=not cuda, mixed_precision=resolve_precision(config.precision, cuda),
+    return Accelerator(cpu=not cuda, mixed_precision=resolve_precision(config.precision, cuda, auto_precision),
                        kwargs_handlers=[ddp])
+
+
+def prepare_task(task: Task, acc) -> Task:
+    """Put the task's nets and optimisers on ``acc`` (device, DDP); under DDP, BatchNorm first covers the
+    global batch where the task asks for it."""
+    if task.global_batchnorm and acc.num_processes > 1:
+        from fashion.batchnorm import convert_global_batchnorm
+        task.nets = {n: convert_global_batchnorm(net, acc.device.type == "cuda") for n, net in task.nets.items()}
+    slots = [(task.nets, n) for n in task.nets] + [(task.opts, n) for n in task.opts]
+    prepared = acc.prepare(*(owner[n] for owner, n in slots))
+    prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
+    for (owner, name), obj in zip(slots, prepared):
+        owner[name] = obj
+    return task
 
 
 def git_sha() -> str:
@@ -253,7 +279,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
     """
     config.validate()
     job_dir = Path(job_dir)
-    acc = make_accelerator(config)
+    acc = make_accelerator(config, task_class.auto_precision)
     lock = artifacts.JobLock(job_dir).acquire() if acc.is_main_process else None
     try:
         if lock is not None:
@@ -278,12 +304,7 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
     data = task_class.load_data(config)
     data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
     data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
-    task = task_class(config, acc, data)
-    slots = [(task.nets, n) for n in task.nets] + [(task.opts, n) for n in task.opts]
-    prepared = acc.prepare(*(owner[n] for owner, n in slots))
-    prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
-    for (owner, name), obj in zip(slots, prepared):
-        owner[name] = obj
+    task = prepare_task(task_class(config, acc, data), acc)
 
     state = load_checkpoint(job_dir)
     start_epoch, epoch_rows, step_rows, changes = 0, [], [], {}
@@ -344,6 +365,8 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
         epoch_row.update(epoch=epoch + 1, iteration=iteration0 + len(batches), seconds=round(seconds, 3),
                          images_per_s=round(len(batches) * config.batch_size / seconds, 1))
         diverged = [k for k, v in epoch_row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if not diverged:
+            epoch_row.update(task.after_epoch(epoch + 1, epoch_row))
         if main and not diverged:
             epoch_row.update(task.end_epoch(epoch + 1, job_dir))
             save_snapshot(task, config, job_dir, epoch + 1)
