@@ -166,14 +166,17 @@ def dispatch(args) -> int:
     if not selected:
         console.print("nothing to run: every selected job was skipped")
         return 1
-    if not args.no_aggregate:  # the classifier's features are for the report
-        selected, note = jobs.with_feature_classifier(selected, out, args.classifier)
+    selected, replace = plan(selected, configs, out, args.force)
+    if not args.no_aggregate:  # the jobs about to train need the classifier's features for the report
+        _, note = jobs.with_feature_classifier(selected, out, args.classifier)
         if note:
-            console.print(f"[yellow]{note}[/]", highlight=False)
             added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
             configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
                                                      if k in added.config_class.__dataclass_fields__})
-    selected, replace = plan(selected, configs, out, args.force)
+            todo, also_replace = plan([added], configs, out, force=False)
+            if todo:
+                console.print(f"[yellow]{note}[/]", highlight=False)
+                selected, replace = selected + todo, replace + also_replace
     if not selected:
         console.print(f"nothing to run in {out}: every selected job completed or was set aside")
         return 0

@@ -108,7 +108,7 @@ def read_history(folder, file: str = HISTORY_FILE) -> list[dict[str, float]]:
     try:
         with open(Path(folder) / file, newline="") as f:
             rows = list(csv.DictReader(f))
-    except (FileNotFoundError, csv.Error):
+    except (OSError, csv.Error, UnicodeDecodeError):  # missing or damaged: the caller flags what exists
         return []
     return [{k: n for k, v in row.items() if k and (n := _number(v)) is not None} for row in rows]
 

@@ -133,7 +133,6 @@ def test_two_ranks_train_every_gan_as_one_process_does_with_the_same_global_batc
         initial = one.pop("initial")
         moved = {n: (one["weights"][n] - initial[n]).abs().max().item() for n in ("G", "D")}
         torch.save({**one, "moved": moved}, tmp_path / f"{name}.pt")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     executor = submitit.LocalExecutor(folder=tmp_path / "logs")
     executor.update_parameters(tasks_per_node=2, timeout_min=10)
     job = executor.submit(_compare_two_ranks_with_one_process, sorted(REGISTRY), str(fake_fashion_dir),
