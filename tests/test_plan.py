@@ -79,3 +79,18 @@ def test_gpu_hours_count_every_gpu_of_a_job(tmp_path):
     rows = estimate([jobs.get("gan/gan"), jobs.get("gan/wgan")], configs, tmp_path, "NVIDIA H200", FIGURES)
     images = 300 * 64
     assert abs(gpu_hours(rows) - (images / 6400 + images / 3200) / 3600) < 1e-12
+
+
+def test_launch_plan_prints_the_totals_and_runs_nothing(tmp_path, capsys):
+    import launch
+
+    assert launch.main(["gan/gan", "gan/wgan", "--plan", "--slots", "1", "--outputs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 jobs:" in out and "GPU-hours" in out and "with 1 running at once" in out
+    assert not any(tmp_path.iterdir())
+
+
+def test_launch_plan_for_an_unknown_device_exits_2(tmp_path):
+    import launch
+
+    assert launch.main(["gan/gan", "--plan", "--plan-device", "TPU", "--outputs", str(tmp_path)]) == 2
