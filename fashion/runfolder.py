@@ -161,9 +161,13 @@ def _save(path: Path, obj: dict) -> Path:
     return artifacts.write_bytes(path, buf.getvalue())
 
 
+def snapshot_path(folder, epoch: int) -> Path:
+    return Path(folder) / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt"
+
+
 def write_snapshot(folder, epoch: int, images: torch.Tensor) -> Path:
     """``snapshots/epoch_NNN.pt``: the model's samples at an epoch, for the FID-over-epochs curve."""
-    return _save(Path(folder) / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt", {"epoch": epoch, "images": to_uint8(images)})
+    return _save(snapshot_path(folder, epoch), {"epoch": epoch, "images": to_uint8(images)})
 
 
 def snapshot_files(folder) -> list[Path]:
