@@ -5,6 +5,7 @@
     python launch.py gan/gan gan/wgan_gp --local    # train on this machine
     python launch.py --all --dry-run                # every job for a few steps on CPU
     python launch.py 'gan/*' --seeds 3              # each GAN from seeds 0, 1 and 2: three jobs per GAN
+    python launch.py --all --plan                   # expected minutes per job, GPU-hours, wall time
     python launch.py --list | --status RUN | --cancel RUN | --aggregate RUN
 """
 from __future__ import annotations
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--local", action="store_true", help="train here with submitit's local executor")
     mode.add_argument("--dry-run", action="store_true", help="every selected job for a few steps on CPU")
     mode.add_argument("--list", action="store_true", help="print the job catalogue")
+    mode.add_argument("--plan", action="store_true",
+                      help="print each job's expected minutes, the GPU-hours and the wall time; run nothing")
     mode.add_argument("--status", metavar="RUN", help="show the state of a run's jobs")
     mode.add_argument("--cancel", metavar="RUN", help="cancel a run's SLURM jobs")
     mode.add_argument("--aggregate", metavar="RUN", help="build the report of a run now")
@@ -65,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one seed: the same as --seeds S, (default 0); with --sample, the sampling seed")
     g.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     g.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
+    g.add_argument("--log-with", metavar="TRACKERS",
+                   help="experiment trackers, comma-separated: tensorboard, wandb (offline), mlflow, aim, ...")
+    g.add_argument("--plan-device", default="NVIDIA H200",
+                   help="--plan/--dry-run: the device to estimate for, as torch names it, or cpu")
+    g.add_argument("--slots", type=int, help="--plan: jobs running at once (default: --array-parallelism, else all)")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
                    help="any config field, for all jobs or for one job (repeatable); see --list -v")
     g.add_argument("--classifier", metavar="PATH", help="a classify/cnn model.pt for the report's quality metrics "
@@ -163,6 +171,10 @@ def dispatch(args) -> int:
     selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
     check_other_job_settings(selected, args)
+    if args.plan or args.dry_run:
+        show_plan(selected, configs, outputs, args)
+        if args.plan:
+            return 0
     if args.dry_run:
         from jobs.local import dry_run
 
@@ -172,14 +184,17 @@ def dispatch(args) -> int:
     if not selected:
         console.print("nothing to run: every selected job was skipped")
         return 1
-    if not args.no_aggregate:  # the classifier's features are for the report
-        selected, note = jobs.with_feature_classifier(selected, out, args.classifier)
+    selected, replace = plan(selected, configs, out, args.force)
+    if not args.no_aggregate:  # the jobs about to train need the classifier's features for the report
+        _, note = jobs.with_feature_classifier(selected, out, args.classifier)
         if note:
-            console.print(f"[yellow]{note}[/]", highlight=False)
             added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
             configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
                                                      if k in added.config_class.__dataclass_fields__})
-    selected, replace = plan(selected, configs, out, args.force)
+            todo, also_replace = plan([added], configs, out, force=False)
+            if todo:
+                console.print(f"[yellow]{note}[/]", highlight=False)
+                selected, replace = selected + todo, replace + also_replace
     if not selected:
         console.print(f"nothing to run in {out}: every selected job completed or was set aside")
         return 0
@@ -201,7 +216,7 @@ def dispatch(args) -> int:
 def overrides_for(job: jobs.Job, args) -> dict[str, str]:
     flags = {"epochs": args.epochs, "batch_size": args.batch_size, "limit_batches": args.limit_batches,
              "precision": args.precision, "data_dir": args.data_dir,
-             "download": True if args.download else None}
+             "download": True if args.download else None, "log_with": args.log_with}
     values = {k: str(v) for k, v in flags.items() if v is not None}
     for item in args.set:
         target, _, assignment = item.rpartition(":") if ":" in item.split("=", 1)[0] else ("", "", item)
@@ -240,6 +255,19 @@ def check_run_name(run: str) -> str:
         raise LaunchError(f"run name {run!r}: use a plain folder name like 'baseline' or 'sweep-1' "
                           "(no slashes, no leading dot, not empty)")
     return run
+
+
+def show_plan(selected: list[jobs.Job], configs: dict, outputs: Path, args) -> None:
+    from slurm.plan import estimate, print_plan
+
+    slots = args.slots or args.array_parallelism or len(selected)
+    if slots < 1:
+        raise LaunchError(f"--slots {slots}: must be at least 1")
+    try:
+        rows = estimate(selected, configs, outputs, args.plan_device)
+    except ValueError as err:
+        raise LaunchError(str(err)) from None
+    print_plan(rows, args.plan_device, slots, console)
 
 
 def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:

@@ -1,11 +1,16 @@
 #!/usr/bin/env python
-"""Training throughput of every GAN (images/s over timed steps after warm-up), on this machine's device.
+"""GAN training throughput, side by side in one run, for the same networks and batches:
 
-    python benchmarks/throughput.py                     # all GANs, fp32, batch 64
-    python benchmarks/throughput.py gan wgan_gp --precision bf16 --steps 30
+  baseline  a reference-style loop: torchvision FashionMNIST-style dataset reading the IDX files, a
+            DataLoader with per-sample ToTensor + Normalize, ``.item()`` on every loss every step
+  step      the bare training step (Task.train_step on batches already on the device)
+  loop      fit's epoch loop (fashion.training.train_epoch: seeded batches, status ticks, loss summary)
+  fast      a CUDA fast path where one exists (none on the CPU)
 
-Uses the real training step (Task.train_step under accelerate) on the real data if present, else on
-random images of the same shape; prints a rich table and optionally a JSON line per model.
+    python benchmarks/throughput.py                              # all ten GANs
+    python benchmarks/throughput.py --gans gan,wgan_gp --steps 40 --precision bf16
+
+Figures are images/s over the timed steps after warm-up, and the ratio to the baseline.
 """
 from __future__ import annotations
 
@@ -13,15 +18,18 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import jobs
-from fashion.data import DataError, Dataset, Split, load_fashion
+from fashion.data import DataError, Dataset, Split, find_data_dir, load_fashion
 from fashion.gans import REGISTRY
-from fashion.training import Noise, make_accelerator
+from fashion.training import Noise, Writer, _StatusTicker, make_accelerator, prepare_task, train_epoch
+
+MODES = ("baseline", "step", "loop", "fast")
 
 
 def synthetic(n: int = 4096) -> Dataset:
@@ -29,18 +37,24 @@ def synthetic(n: int = 4096) -> Dataset:
     return Dataset(Split(images, torch.randint(0, 10, (n,))), Split(images[:512], torch.randint(0, 10, (512,))))
 
 
-def measure(name: str, data: Dataset, args) -> dict:
+def build(name: str, data: Dataset, args):
     config = dataclasses.replace(jobs.get(f"gan/{name}").make_config(), batch_size=args.batch_size,
-                                 precision=args.precision, cpu=args.cpu)
-    acc = make_accelerator(config)
-    task = REGISTRY[name](config, acc, data)
-    for owner in (task.nets, task.opts):
-        for key in list(owner):
-            owner[key] = acc.prepare(owner[key])
-    images = data.train.images.to(acc.device)
-    labels = data.train.labels.to(acc.device)
-    noise = Noise(acc.device, 0)
-    n, bs = len(images), config.batch_size
+                                 precision=args.precision, cpu=args.cpu, limit_batches=args.steps)
+    acc = make_accelerator(config, REGISTRY[name].auto_precision)
+    data = Dataset(data.train.to(acc.device), data.test.to(acc.device))
+    return config, acc, prepare_task(REGISTRY[name](config, acc, data), acc)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_step(name, data, args) -> float:
+    """The bare step: slices of tensors already on the device, no bookkeeping."""
+    config, acc, task = build(name, data, args)
+    images, labels = task.data.train.images, task.data.train.labels
+    noise, n, bs = Noise(acc.device, 0), len(images), config.batch_size
 
     def step(i):
         lo = (i * bs) % (n - bs)
@@ -48,49 +62,150 @@ def measure(name: str, data: Dataset, args) -> dict:
 
     for i in range(args.warmup):
         step(i)
-    sync = torch.cuda.synchronize if acc.device.type == "cuda" else (lambda: None)
-    sync()
+    _sync(acc.device)
     t0 = time.perf_counter()
     for i in range(args.steps):
         step(i)
-    sync()
-    seconds = time.perf_counter() - t0
-    return {"model": name, "device": acc.device.type, "precision": acc.mixed_precision, "batch": bs,
-            "ms_per_step": 1000 * seconds / args.steps, "images_per_s": args.steps * bs / seconds,
-            "epoch_s": (60000 // bs) * seconds / args.steps}
+    _sync(acc.device)
+    return args.steps * bs / (time.perf_counter() - t0)
+
+
+def time_loop(name, data, args) -> float:
+    """fit's epoch loop as jobs run it: one warm-up epoch of ``warmup`` steps, then one timed epoch."""
+    config, acc, task = build(name, data, args)
+    with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
+        writer = Writer()
+        tick = _StatusTicker(Path(tmp), writer.submit)
+        train_epoch(task, dataclasses.replace(config, limit_batches=args.warmup), 0, tick)
+        _sync(acc.device)
+        t0 = time.perf_counter()
+        row, _ = train_epoch(task, config, 1, tick)  # ends in the epoch's one host sync
+        seconds = time.perf_counter() - t0
+        writer.close()
+    return args.steps * config.batch_size / seconds
+
+
+def time_baseline(name, data_dir, args) -> float:
+    """The reference collection's loop: Dataset + DataLoader with per-sample transforms, .item() each step."""
+    from torch.utils.data import DataLoader
+    from torchvision import transforms
+
+    config, acc, task = build(name, synthetic(256), args)
+    if data_dir is not None:
+        dataset = IdxFashionMNIST(data_dir, transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]))
+    else:
+        dataset = FashionMNISTLike(transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]))
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True)
+    noise = Noise(acc.device, 0)
+    batches = iter(loader)
+
+    def step():
+        x, y = next(batches)
+        # The tasks take uint8 images; the reference feeds floats in [-1, 1]: map back so the step is identical.
+        x = ((x + 1) * 127.5).round().to(torch.uint8).to(acc.device)
+        terms = task.train_step(x, y.to(acc.device), noise)
+        return {k: v.item() for k, v in terms.items()}  # the reference prints/logs every step
+
+    for _ in range(args.warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    return args.steps * config.batch_size / (time.perf_counter() - t0)
+
+
+def _fashion_mnist_class():
+    from torchvision.datasets import FashionMNIST
+
+    class Idx(FashionMNIST):
+        """torchvision's FashionMNIST over a folder of IDX files (its own layout wants root/FashionMNIST/raw)."""
+
+        def __init__(self, folder, transform):
+            self.folder = Path(folder)
+            super().__init__(str(folder), train=True, transform=transform, download=False)
+
+        @property
+        def raw_folder(self) -> str:
+            return str(self.folder)
+
+        def _check_exists(self) -> bool:
+            return True
+
+        def _load_data(self):
+            from fashion.data import load_split
+
+            images, labels = load_split("train", self.folder)
+            return torch.from_numpy(images.copy()), torch.from_numpy(labels)
+
+    return Idx
+
+
+def IdxFashionMNIST(folder, transform):
+    return _fashion_mnist_class()(folder, transform)
+
+
+def FashionMNISTLike(transform):
+    """Random uint8 images behind the same per-sample PIL + transform path, when the data is missing."""
+    Idx = _fashion_mnist_class()
+    dataset = Idx.__new__(Idx)
+    dataset.transform, dataset.target_transform = transform, None
+    dataset.data, dataset.targets = torch.randint(0, 256, (4096, 28, 28), dtype=torch.uint8), torch.randint(0, 10, (4096,))
+    return dataset
+
+
+def measure(name: str, data: Dataset, data_dir, args) -> dict:
+    # No CUDA fast path (graph capture / torch.compile) exists yet: "fast" stays empty until one does.
+    return {"model": name, "baseline": time_baseline(name, data_dir, args), "step": time_step(name, data, args),
+            "loop": time_loop(name, data, args), "fast": None}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="*", default=sorted(REGISTRY), help="GAN names (default: all)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--gans", default=",".join(sorted(REGISTRY)), help="comma-separated GAN names (default: all)")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per model and mode")
+    p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--precision", default="no", choices=("no", "bf16", "fp16"))
     p.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="also print one JSON line per model")
     args = p.parse_args(argv)
-    unknown = set(args.models) - set(REGISTRY)
+    names = [n.strip() for n in args.gans.split(",") if n.strip()]
+    unknown = set(names) - set(REGISTRY)
     if unknown:
         p.error(f"unknown GAN {sorted(unknown)}; choose from {', '.join(sorted(REGISTRY))}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
-        data, source = load_fashion(), "Fashion-MNIST"
+        data, data_dir, source = load_fashion(), find_data_dir(), "Fashion-MNIST"
     except DataError:
-        data, source = synthetic(), "random images (Fashion-MNIST not found)"
+        data, data_dir, source = synthetic(), None, "random images (Fashion-MNIST not found)"
 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"GAN training throughput ({source}, {torch.get_num_threads()} threads)")
-    for col in ("model", "device", "precision", "batch", "ms/step", "images/s", "epoch (60k) s"):
-        table.add_column(col, justify="right")
-    for name in args.models:
-        r = measure(name, data, args)
-        table.add_row(r["model"], r["device"], r["precision"], str(r["batch"]), f"{r['ms_per_step']:.1f}",
-                      f"{r['images_per_s']:.0f}", f"{r['epoch_s']:.0f}")
+    cuda = torch.cuda.is_available() and not args.cpu
+    device = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    table = Table(title=f"GAN training throughput, images/s (x baseline): {device}, {args.precision}, "
+                        f"batch {args.batch_size}, {args.steps} steps, {source}")
+    table.add_column("model")
+    for mode in MODES:
+        table.add_column(mode, justify="right")
+    rows = []
+    for name in names:
+        r = measure(name, data, data_dir, args)
+        rows.append(r)
+        cells = [f"{r['baseline']:.0f}"]
+        for mode in MODES[1:]:
+            v = r[mode]
+            cells.append(f"{v:.0f} ({v / r['baseline']:.2f}x)" if v else
+                         "n/a (no CUDA)" if not cuda else "n/a (not built yet)")
+        table.add_row(name, *cells)
         if args.json:
-            print(json.dumps(r))
+            print(json.dumps({**r, "device": device, "precision": args.precision, "batch": args.batch_size}))
     Console().print(table)
+    loop_vs_step = [r["loop"] / r["step"] for r in rows]
+    Console().print(f"loop / step: {', '.join(f'{v:.3f}' for v in loop_vs_step)}")
     return 0
 
 

@@ -169,16 +169,16 @@ def make_epoch_strip(frames: Iterable[str | os.PathLike], path, title: str = "")
 
 
 def plot_losses(step_rows: list[dict], epoch_rows: list[dict], path, title: str = "") -> Path:
-    """One panel per loss term: per-iteration values faint, epoch means bold, x = iteration."""
-    import matplotlib
+    """One panel per loss term: per-iteration values faint, epoch means bold, x = iteration.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare Figure, not pyplot: safe on the trainer's writer thread and without pyplot's import cost."""
+    from matplotlib.figure import Figure
 
     names = sorted({k for row in step_rows for k in row} - {"epoch", "iteration"})
     cols = min(3, max(1, len(names)))
     rows = max(1, -(-len(names) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.flat, names):
         pts = [(r["iteration"], r[name]) for r in step_rows if r.get(name) is not None]
         if pts:
@@ -197,7 +197,9 @@ def plot_losses(step_rows: list[dict], epoch_rows: list[dict], path, title: str 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return write_bytes(path, buf.getvalue())
 
 
 def write_status(job_dir, state: str, **fields) -> Path:

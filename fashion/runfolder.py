@@ -117,7 +117,7 @@ def read_history(folder, file: str = HISTORY_FILE) -> list[dict[str, float]]:
     try:
         with open(Path(folder) / file, newline="") as f:
             rows = list(csv.DictReader(f))
-    except (FileNotFoundError, csv.Error):
+    except (OSError, csv.Error, UnicodeDecodeError):  # missing or damaged: the caller flags what exists
         return []
     return [{k: n for k, v in row.items() if k and (n := _number(v)) is not None} for row in rows]
 
@@ -170,9 +170,13 @@ def _save(path: Path, obj: dict) -> Path:
     return artifacts.write_bytes(path, buf.getvalue())
 
 
+def snapshot_path(folder, epoch: int) -> Path:
+    return Path(folder) / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt"
+
+
 def write_snapshot(folder, epoch: int, images: torch.Tensor) -> Path:
     """``snapshots/epoch_NNN.pt``: the model's samples at an epoch, for the FID-over-epochs curve."""
-    return _save(Path(folder) / SNAPSHOT_DIR / f"epoch_{epoch:03d}.pt", {"epoch": epoch, "images": to_uint8(images)})
+    return _save(snapshot_path(folder, epoch), {"epoch": epoch, "images": to_uint8(images)})
 
 
 def snapshot_files(folder) -> list[Path]:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from fashion.data import CLASSES, Dataset, epoch_batches, load_fashion
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 SNAPSHOT_SEED, EVAL_SEED = 777, 919
+TRACKER_DIR = "trackers"
+PLOT_EVERY_S = 60.0
+# accelerate's tracker name -> the PyPI package that provides it
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
+                    "comet_ml": "comet-ml", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab",
+                    "trackio": "trackio"}
 
 
 class ConfigError(ValueError):
@@ -43,7 +50,7 @@ class TrainConfig:
     seed: int = 0
     "Seeds weights, batch order and every noise draw."
     precision: str = "auto"
-    "auto (bf16 on a GPU that supports it, else fp32) | no | bf16 | fp16."
+    "auto (the family's default: fp32 for GANs, bf16 for the rest on a GPU that has it) | no | bf16 | fp16."
     limit_batches: int = 0
     "Stop every epoch after this many steps (0: the whole split)."
     train_subset: int = 0
@@ -62,6 +69,8 @@ class TrainConfig:
     "Images per snapshot (uint8, 0.8 KB each)."
     eval_samples: int = 10000
     "Generated images kept at the end (eval_samples.pt) for the report's quality metrics."
+    log_with: str = ""
+    "Experiment trackers, comma-separated accelerate names (tensorboard, wandb, mlflow, aim, ...); '' is off."
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):  # every family's float settings: inf/nan would train garbage
@@ -81,6 +90,25 @@ class TrainConfig:
         for name in ("limit_batches", "train_subset", "test_subset", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be 0 (off) or positive")
+        check_trackers(self.trackers())
+
+    def trackers(self) -> list[str]:
+        return [t.strip() for t in self.log_with.split(",") if t.strip()]
+
+
+def check_trackers(names: list[str]) -> None:
+    """Unknown tracker names and trackers whose package is missing are config errors, caught at launch."""
+    if not names:
+        return
+    from accelerate.tracking import get_available_trackers
+
+    available = {str(t) for t in get_available_trackers()}
+    for name in names:
+        if name not in TRACKER_PACKAGES:
+            raise ConfigError(f"log_with={name!r}: choose from {', '.join(TRACKER_PACKAGES)}")
+        if name not in available:
+            raise ConfigError(f"log_with={name!r}: the {TRACKER_PACKAGES[name]} package is not installed; "
+                              f"pip install {TRACKER_PACKAGES[name]}")
 
 
 class Noise:
@@ -113,6 +141,10 @@ class Task:
     """One trainable experiment. Subclasses fill ``nets`` and ``opts`` in ``__init__``."""
 
     config_class = TrainConfig
+    auto_precision = "bf16"
+    "What precision=auto means on a GPU with bf16 (fp32 elsewhere)."
+    global_batchnorm = False
+    "Under DDP, BatchNorm statistics cover the global batch (fashion/batchnorm.py), not each rank's share."
 
     def __init__(self, config: TrainConfig, accelerator, data: Dataset):
         self.config, self.acc, self.data = config, accelerator, data
@@ -147,6 +179,11 @@ class Task:
     def unwrap(self, name: str) -> nn.Module:
         return self.acc.unwrap_model(self.nets[name])
 
+    def after_epoch(self, epoch: int, means: dict[str, float]) -> dict[str, float]:
+        """Every rank, before the checkpoint: react to the epoch's means (reduced over ranks); returns values
+        to log."""
+        return {}
+
     def end_epoch(self, epoch: int, out: Path) -> dict[str, float]:
         """Main process only: pictures for this epoch and any test-set numbers to log."""
         return {}
@@ -173,15 +210,18 @@ class Task:
         pass
 
 
-def resolve_precision(precision: str, cuda: bool) -> str:
+def resolve_precision(precision: str, cuda: bool, auto: str = "bf16", bf16_supported: bool | None = None) -> str:
+    """accelerate's mixed_precision for a config's ``precision``; ``auto`` is the task family's default."""
     if precision == "auto":
-        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+        if bf16_supported is None:
+            bf16_supported = cuda and torch.cuda.is_bf16_supported()
+        return auto if auto == "bf16" and cuda and bf16_supported else "no"
     if precision == "fp16" and not cuda:
         raise ConfigError("precision=fp16 needs a GPU (on a CPU it would silently run fp32); use bf16 or no")
     return precision
 
 
-def make_accelerator(config: TrainConfig):
+def make_accelerator(config: TrainConfig, auto_precision: str = "bf16", project_dir=None):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
     from accelerate.utils import DistributedDataParallelKwargs
@@ -197,8 +237,24 @@ def make_accelerator(config: TrainConfig):
     # broadcast_buffers=False: GANs run D twice before one backward; re-broadcasting BatchNorm buffers
     # between those forwards breaks autograd on CUDA. Every rank still trains identical weights.
     ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-    return Accelerator(cpu=not cuda, mixed_precision=resolve_precision(config.precision, cuda),
-                       kwargs_handlers=[ddp])
+    trackers = config.trackers() if project_dir is not None else []
+    return Accelerator(cpu=not cuda, mixed_precision=resolve_precision(config.precision, cuda, auto_precision),
+                       kwargs_handlers=[ddp], log_with=trackers or None,
+                       project_dir=str(project_dir) if trackers else None)
+
+
+def prepare_task(task: Task, acc) -> Task:
+    """Put the task's nets and optimisers on ``acc`` (device, DDP); under DDP, BatchNorm first covers the
+    global batch where the task asks for it."""
+    if task.global_batchnorm and acc.num_processes > 1:
+        from fashion.batchnorm import convert_global_batchnorm
+        task.nets = {n: convert_global_batchnorm(net, acc.device.type == "cuda") for n, net in task.nets.items()}
+    slots = [(task.nets, n) for n in task.nets] + [(task.opts, n) for n in task.opts]
+    prepared = acc.prepare(*(owner[n] for owner, n in slots))
+    prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
+    for (owner, name), obj in zip(slots, prepared):
+        owner[name] = obj
+    return task
 
 
 def git_sha() -> str:
@@ -232,17 +288,48 @@ def network_summary(net: nn.Module) -> str:
     return f"{type(net).__name__}: {parameter_count(net):,} params, " + " -> ".join(layers)
 
 
+class Writer:
+    """Runs file writes on one background thread, in submission order, so the next epoch starts at once.
+
+    Status, history, checkpoint and snapshot files all pass through it, so they land in the order they were
+    submitted; a failed write is raised on the training thread at the next submit or at ``close``.
+    """
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fashion-writer")
+        self.pending: list[Future] = []
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        done = [f for f in self.pending if f.done()]
+        self.pending = [f for f in self.pending if not f.done()]
+        for f in done:
+            f.result()
+        self.pending.append(self.pool.submit(fn, *args, **kwargs))
+
+    def drain(self) -> None:
+        pending, self.pending = self.pending, []
+        for f in pending:
+            f.result()
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
 class _StatusTicker:
     """Writes status.json at most every few seconds during an epoch so --status and --local show progress."""
 
-    def __init__(self, job_dir, every_s: float = 3.0):
+    def __init__(self, job_dir, submit=None, every_s: float = 3.0):
         self.job_dir, self.every_s, self.last = job_dir, every_s, 0.0
+        self.submit = submit or (lambda fn, *a, **k: fn(*a, **k))
 
     def __call__(self, force: bool = False, **fields):
         now = time.monotonic()
         if force or now - self.last >= self.every_s:
             self.last = now
-            artifacts.write_status(self.job_dir, "running", **fields)
+            self.submit(artifacts.write_status, self.job_dir, "running", **fields)
 
 
 def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = "") -> dict:
@@ -253,7 +340,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
     """
     config.validate()
     job_dir = Path(job_dir)
-    acc = make_accelerator(config)
+    acc = make_accelerator(config, task_class.auto_precision, project_dir=job_dir)
     lock = artifacts.JobLock(job_dir).acquire() if acc.is_main_process else None
     try:
         if lock is not None:
@@ -278,12 +365,7 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
     data = task_class.load_data(config)
     data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
     data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
-    task = task_class(config, acc, data)
-    slots = [(task.nets, n) for n in task.nets] + [(task.opts, n) for n in task.opts]
-    prepared = acc.prepare(*(owner[n] for owner, n in slots))
-    prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
-    for (owner, name), obj in zip(slots, prepared):
-        owner[name] = obj
+    task = prepare_task(task_class(config, acc, data), acc)
 
     state = load_checkpoint(job_dir)
     start_epoch, epoch_rows, step_rows, changes = 0, [], [], {}
@@ -317,57 +399,60 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
                               "params": {name: parameter_count(net) for name, net in nets.items()},
                               "networks": {name: network_summary(net) for name, net in nets.items()},
                               "resumes": resumes})
-    tick = _StatusTicker(job_dir)
+    writer = Writer()
+    tick = _StatusTicker(job_dir, writer.submit) if main else None
     steps_per_epoch = len(epoch_batches(len(data.train), config.batch_size, 0, config.seed,
                                         acc.process_index, acc.num_processes, "cpu", config.limit_batches))
     if main:
         tick(force=True, epoch=start_epoch, epochs=config.epochs, step=0, steps=steps_per_epoch,
              started=time.time(), pid=os.getpid(), seconds_per_epoch=_mean(epoch_rows, "seconds"),
              images_per_s=_mean(epoch_rows, "images_per_s"), **env)
+        trackers = Trackers(acc, config, job_name, job_dir)
 
     state_name = "completed"
-    for epoch in range(start_epoch, config.epochs):
-        for net in task.nets.values():
-            net.train()
-        noise = Noise.for_epoch(acc.device, config.seed, epoch, acc.process_index)
-        batches = epoch_batches(len(data.train), config.batch_size, epoch, config.seed,
-                                acc.process_index, acc.num_processes, acc.device, config.limit_batches)
-        records: list[dict[str, torch.Tensor]] = []
-        t0 = time.perf_counter()
-        for step, index in enumerate(batches):
-            records.append(task.train_step(data.train.images[index], data.train.labels[index], noise))
+    last_plot = time.monotonic()
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            epoch_row, new_steps = train_epoch(task, config, epoch, tick)
+            diverged = [k for k, v in epoch_row.items() if isinstance(v, float) and not math.isfinite(v)]
+            if not diverged:  # every rank: schedules that follow the epoch's means (BEGAN's lr decay)
+                epoch_row.update(task.after_epoch(epoch + 1, epoch_row))
+            if main and not diverged:
+                epoch_row.update(task.end_epoch(epoch + 1, job_dir))
+                save_snapshot(task, config, job_dir, epoch + 1, writer.submit)
+            step_rows += new_steps
+            epoch_rows.append(epoch_row)
             if main:
-                tick(epoch=epoch, step=step + 1)
-        iteration0 = epoch * len(batches)
-        epoch_row, new_steps = _summarise(acc, records, iteration0)
-        seconds = time.perf_counter() - t0
-        epoch_row.update(epoch=epoch + 1, iteration=iteration0 + len(batches), seconds=round(seconds, 3),
-                         images_per_s=round(len(batches) * config.batch_size / seconds, 1))
-        diverged = [k for k, v in epoch_row.items() if isinstance(v, float) and not math.isfinite(v)]
-        if main and not diverged:
-            epoch_row.update(task.end_epoch(epoch + 1, job_dir))
-            save_snapshot(task, config, job_dir, epoch + 1)
-        step_rows += new_steps
-        epoch_rows.append(epoch_row)
-        if main:
-            _write_history(job_dir, job_name, epoch_rows, step_rows)
-            acc.print(_epoch_line(job_name, epoch_row, config.epochs))
-        if diverged:
-            state_name = "diverged"
+                # losses.png is a progress picture (history.csv has every number each epoch): redrawing it
+                # every epoch costs short epochs more than it tells, so it is redrawn once a minute and at the end.
+                final = bool(diverged) or epoch + 1 == config.epochs
+                plot = final or time.monotonic() - last_plot >= PLOT_EVERY_S
+                last_plot = time.monotonic() if plot else last_plot
+                writer.submit(_write_history, job_dir, job_name, list(epoch_rows), list(step_rows), plot)
+                trackers.log_epoch(writer, epoch + 1, epoch_row, new_steps)
+                acc.print(_epoch_line(job_name, epoch_row, config.epochs))
+            if diverged:
+                state_name = "diverged"
+                if main:
+                    writer.submit(artifacts.write_status, job_dir, "diverged", epoch=epoch + 1,
+                                  reason=f"non-finite {', '.join(diverged)}")
+                break
             if main:
-                artifacts.write_status(job_dir, "diverged", epoch=epoch + 1, reason=f"non-finite {', '.join(diverged)}")
-            break
+                # Copied now, serialised and written while the next epoch trains.
+                writer.submit(save_checkpoint, job_dir, _cpu_copy({
+                    "epoch": epoch + 1, "history": list(epoch_rows), "steps": list(step_rows),
+                    "nets": {n: task.unwrap(n).state_dict() for n in task.nets},
+                    "opts": {n: o.state_dict() for n, o in task.opts.items()},
+                    "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
+                    "task": task.state_dict(), "config": dataclasses.asdict(config),
+                }))
+                tick(force=True, epoch=epoch + 1, step=0, seconds_per_epoch=_mean(epoch_rows, "seconds"),
+                     images_per_s=_mean(epoch_rows, "images_per_s"))
+            acc.wait_for_everyone()
+    finally:
+        writer.close()  # a crash still leaves the last finished epoch's checkpoint on disk
         if main:
-            save_checkpoint(job_dir, {
-                "epoch": epoch + 1, "history": epoch_rows, "steps": step_rows,
-                "nets": {n: task.unwrap(n).state_dict() for n in task.nets},
-                "opts": {n: o.state_dict() for n, o in task.opts.items()},
-                "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
-                "task": task.state_dict(), "config": dataclasses.asdict(config),
-            })
-            tick(force=True, epoch=epoch + 1, step=0, seconds_per_epoch=_mean(epoch_rows, "seconds"),
-                 images_per_s=_mean(epoch_rows, "images_per_s"))
-        acc.wait_for_everyone()
+            trackers.close()
 
     metrics = {}
     if main:
@@ -393,15 +478,117 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
     return metrics
 
 
-def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
+def train_epoch(task: Task, config: TrainConfig, epoch: int, tick=None) -> tuple[dict, list[dict]]:
+    """One pass over the seeded batches of ``epoch``: the epoch's summary row and its per-step rows.
+
+    The whole hot loop of :func:`fit`, callable on its own so the benchmark times exactly what jobs run.
+    """
+    acc = task.acc
+    for net in task.nets.values():
+        net.train()
+    noise = Noise.for_epoch(acc.device, config.seed, epoch, acc.process_index)
+    batches = epoch_batches(len(task.data.train), config.batch_size, epoch, config.seed,
+                            acc.process_index, acc.num_processes, acc.device, config.limit_batches)
+    images, labels = task.data.train.images, task.data.train.labels
+    records: list[dict[str, torch.Tensor]] = []
+    t0 = time.perf_counter()
+    for step, index in enumerate(batches):
+        records.append(task.train_step(images[index], labels[index], noise))
+        if tick is not None:
+            tick(epoch=epoch, step=step + 1)
+    iteration0 = epoch * len(batches)
+    epoch_row, new_steps = _summarise(acc, records, iteration0)
+    seconds = time.perf_counter() - t0
+    epoch_row.update(epoch=epoch + 1, iteration=iteration0 + len(batches), seconds=round(seconds, 3),
+                     images_per_s=round(len(batches) * config.batch_size / seconds, 1))
+    return epoch_row, new_steps
+
+
+class Trackers:
+    """The job's experiment trackers (``config.log_with``) through accelerate's tracker API; main process only.
+
+    Everything is logged at epoch end from rows already on the host (no extra sync per step), on the writer
+    thread. File-based trackers write under ``JOB/trackers/``, so ``tensorboard --logdir outputs/RUN`` shows
+    every job of a run.
+    """
+
+    def __init__(self, acc, config: TrainConfig, job_name: str, job_dir: Path):
+        self.acc, self.job_dir, self.names = acc, Path(job_dir), list(acc.log_with) if config.trackers() else []
+        if not self.names:
+            return
+        hparams = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+        wandb = {"dir": str(self.job_dir), "name": job_name, "mode": os.environ.get("WANDB_MODE", "offline")}
+        acc.init_trackers(TRACKER_DIR, config=hparams, init_kwargs={"wandb": wandb})
+
+    def log_epoch(self, writer: Writer, epoch: int, epoch_row: dict, step_rows: list[dict]) -> None:
+        if not self.names:
+            return
+        grids = sorted(self.job_dir.glob(f"**/*epoch_{epoch:03d}.png"))
+        writer.submit(self._log, epoch_row, step_rows, grids)
+
+    def _log(self, epoch_row: dict, step_rows: list[dict], grids: list[Path]) -> None:
+        import imageio.v3 as iio
+
+        step = epoch_row["iteration"]
+        scalars = {f"epoch/{k}": v for k, v in epoch_row.items() if isinstance(v, (int, float)) and k != "iteration"}
+        images = {_grid_tag(p.relative_to(self.job_dir)): iio.imread(p) for p in grids}
+        for tracker in self.acc.trackers:
+            if tracker.name == "tensorboard":
+                # One flush per epoch: accelerate's log() flushes after every call.
+                tb = tracker.writer
+                for row in step_rows:
+                    for k, v in row.items():
+                        if k != "iteration":
+                            tb.add_scalar(f"step/{k}", v, global_step=row["iteration"])
+                for k, v in scalars.items():
+                    tb.add_scalar(k, v, global_step=step)
+                for tag, image in images.items():
+                    tb.add_image(tag, image, global_step=step, dataformats="HWC" if image.ndim == 3 else "HW")
+                tb.flush()
+                continue
+            for row in step_rows:
+                tracker.log({f"step/{k}": v for k, v in row.items() if k != "iteration"}, step=row["iteration"])
+            tracker.log(scalars, step=step)
+            if tracker.name == "wandb" and images:
+                tracker.log_images({tag: [image] for tag, image in images.items()}, step=step)
+
+    def close(self) -> None:
+        if self.names:
+            self.acc.end_training()
+
+
+def _grid_tag(relative: Path) -> str:
+    """samples/epoch_003.png -> samples; sweeps/c1_epoch_003.png -> sweeps/c1."""
+    stem = relative.stem.rsplit("epoch_", 1)[0].rstrip("_")
+    return str(relative.parent / stem) if stem else str(relative.parent)
+
+
+def _cpu_copy(obj):
+    """A detached CPU copy of every tensor in a nested state, so training can go on while it is written."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu_copy(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_cpu_copy(v) for v in obj)
+    return obj
+
+
+def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int, submit=None) -> Path | None:
     """Every ``snapshot_every`` epochs and at the last: samples of the model as it is now, which the report
-    turns into FID over epochs. Its own fixed noise: training is untouched."""
+    turns into FID over epochs. Its own fixed noise: training is untouched. ``submit`` writes it in the
+    background (the images are on the CPU by then)."""
     every = config.snapshot_every
     if not every or (epoch % every and epoch != config.epochs):
         return None
     with torch.no_grad():
         drawn = task.metric_samples(config.snapshot_samples, Noise(task.device, config.seed + SNAPSHOT_SEED))
-    return None if drawn is None else runfolder.write_snapshot(job_dir, epoch, drawn[0])
+    if drawn is None:
+        return None
+    (submit or (lambda fn, *args: fn(*args)))(runfolder.write_snapshot, job_dir, epoch, runfolder.to_uint8(drawn[0]))
+    return runfolder.snapshot_path(job_dir, epoch)
 
 
 def save_eval_samples(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
@@ -441,10 +628,11 @@ def _mean(rows, key):
     return round(sum(vals) / len(vals), 3) if vals else None
 
 
-def _write_history(job_dir, job_name, epoch_rows, step_rows):
+def _write_history(job_dir, job_name, epoch_rows, step_rows, plot: bool = True):
     artifacts.write_csv(job_dir / runfolder.HISTORY_FILE, epoch_rows)
     artifacts.write_csv(job_dir / runfolder.LOSSES_FILE, step_rows)
-    artifacts.plot_losses(step_rows, epoch_rows, job_dir / "losses.png", title=job_name)
+    if plot:
+        artifacts.plot_losses(step_rows, epoch_rows, job_dir / "losses.png", title=job_name)
 
 
 def _epoch_line(job_name, row, epochs):

@@ -187,7 +187,7 @@ def test_a_job_out_of_requeues_says_it_timed_out_plainly(tmp_path, monkeypatch):
 
 
 def test_the_report_flags_a_corrupt_history_and_missing_samples(outputs):
-    from fashion.report.collect import read_job
+    from fashion.runfolder import read_job
 
     (outputs / "done" / "gan" / "gan" / "history.csv").write_bytes(b"\xff\xfe\x00garbage")
     errors = " ".join(read_job(outputs / "done", "gan/gan").errors)

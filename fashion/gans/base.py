@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from fashion import artifacts
+from fashion.batchnorm import gather_batch
 from fashion.data import CLASSES, NUM_CLASSES, to_tanh_range
 from fashion.gans.networks import Discriminator, Generator
 from fashion.training import ConfigError, Noise, Task, TrainConfig
@@ -70,6 +71,10 @@ class GAN(Task):
     "Labels go into G (and D); grids show one class per row."
     label_kind = "class"
     "What metric_samples' labels mean: the asked class (or 'code' for infoGAN's unsupervised code)."
+    auto_precision = "no"
+    "These 28x28 nets gain no speed from bf16 (README, Speed) and the reference trained fp32."
+    global_batchnorm = True
+    "Under DDP, BatchNorm covers the global batch: the reference's batch of 64 whatever the GPU count."
 
     def __init__(self, config: GANConfig, accelerator, data):
         super().__init__(config, accelerator, data)
@@ -144,6 +149,22 @@ class GAN(Task):
             logged.update(self.after_g_step(d_terms, g_terms) or {})
         return logged
 
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole global batch of ``x`` (rank order = batch order), differentiable; ``x`` on one process.
+
+        Every rank then computes the same global term; the all-gather's backward sums the ranks' gradients
+        and DDP averages them, so each rank's share gets exactly the single-process gradient.
+        """
+        return gather_batch(x) if self.acc.num_processes > 1 else x
+
+    def global_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """The global batch's mean of a per-rank mean (shares are equal), differentiable."""
+        return self.gather(x.reshape(1)).mean()
+
+    def grad_scale(self) -> float | None:
+        """fp16's current loss scale, for penalties that differentiate inside the step (else None)."""
+        return self.acc.scaler.get_scale() if self.acc.scaler is not None else None
+
     def noise_like(self, x: torch.Tensor, per_sample: bool = True) -> torch.Tensor:
         """U[0, 1) from this epoch's seeded generator: one value per sample (broadcastable) or per element."""
         shape = (len(x),) + (1,) * (x.dim() - 1) if per_sample else tuple(x.shape)
@@ -196,9 +217,16 @@ def _prefixed(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
-def gradient_penalty(critic, points: torch.Tensor, target: float = 1.0) -> torch.Tensor:
-    """Mean of (||d critic / d x|| - target)^2 at ``points``, differentiable for the critic's update."""
+def gradient_penalty(critic, points: torch.Tensor, target: float = 1.0, scale: float | None = None) -> torch.Tensor:
+    """Mean of (||d critic / d x|| - target)^2 at ``points``, differentiable for the critic's update.
+
+    ``scale``: fp16's loss scale. PyTorch's AMP recipe for penalties: differentiate the scaled output, so
+    small fp16 gradients do not flush to zero, and divide the scale out again before taking the norm.
+    """
     points = points.detach().requires_grad_(True)
-    out = critic(points)
-    (grad,) = torch.autograd.grad(out.sum(), points, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - target).pow(2).mean()
+    out = critic(points).sum()
+    (grad,) = torch.autograd.grad(out * scale if scale else out, points, create_graph=True)
+    if scale:
+        grad = grad / scale
+    # The norm runs in fp32 (autocast lists norm as an fp32 op, and grad has the points' fp32 dtype).
+    return (grad.float().flatten(1).norm(dim=1) - target).pow(2).mean()

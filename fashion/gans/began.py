@@ -3,7 +3,11 @@
 k balances how much D pushes fake losses up; it moves toward gamma * L_real = L_fake at rate lambda_k.
 The convergence measure M = L_real + |gamma * L_real - L_fake| is logged. gamma defaults to the
 paper's 0.75 (the reference PyTorch code uses 1, where k only rises).
+
+Both learning rates halve (down to lr_floor) after an epoch whose mean M is no lower than the best epoch
+mean so far. The reference meant this rule but compares single-iteration values.
 """
+import math
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +22,8 @@ class BEGANConfig(GANConfig):
     "Diversity ratio: target of L_fake / L_real."
     lambda_k: float = 0.001
     "Learning rate of the equilibrium variable k."
+    lr_floor: float = 2e-5
+    "Learning rates halve after an epoch whose mean M did not improve, but not below this."
 
 
 @register
@@ -27,6 +33,7 @@ class BEGAN(GAN):
     def __init__(self, config, accelerator, data):
         super().__init__(config, accelerator, data)
         self.k = torch.zeros((), device=self.device)  # stays on device: no host sync per step
+        self.best_m = math.inf
 
     def build_discriminator(self):
         return AutoencoderDiscriminator()
@@ -41,15 +48,30 @@ class BEGAN(GAN):
         return {"recon": self.reconstruction_loss(fake)}
 
     def after_g_step(self, d_terms, g_terms):
-        real, fake = d_terms["real"], g_terms["recon"]
-        # Average over ranks so every process keeps the same k (rank-local k would silently drift apart).
-        balance = self.acc.reduce(self.config.gamma * real - fake, reduction="mean")
+        # Global-batch means (shares are equal), so every rank keeps the same k and M means what it does
+        # on one process.
+        real, fake = self.acc.reduce(torch.stack([d_terms["real"], g_terms["recon"]]), reduction="mean")
+        balance = self.config.gamma * real - fake
         self.k = (self.k + self.config.lambda_k * balance).clamp(0.0, 1.0)
         return {"k": self.k.clone(), "M": real + balance.abs()}
 
+    def learning_rates(self) -> dict[str, float]:
+        return {f"lr_{n.lower()}": self.opts[n].param_groups[0]["lr"] for n in ("G", "D")}
+
+    def after_epoch(self, epoch, means):
+        used = self.learning_rates()
+        if means["M"] < self.best_m:
+            self.best_m = means["M"]
+        else:
+            for opt in self.opts.values():
+                for group in opt.param_groups:
+                    group["lr"] = max(group["lr"] * 0.5, min(group["lr"], self.config.lr_floor))
+        return used
+
     def state_dict(self):
-        return {**super().state_dict(), "k": self.k.cpu()}
+        return {**super().state_dict(), "k": self.k.cpu(), "best_m": self.best_m}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.k = state["k"].to(self.device)
+        self.best_m = state.get("best_m", math.inf)

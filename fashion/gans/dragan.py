@@ -20,11 +20,12 @@ class DRAGAN(GAN):
     config_class = DRAGANConfig
 
     def d_loss(self, real, fake, labels, latent):
-        perturbed = real + self.config.perturb * real.std() * self.noise_like(real, per_sample=False)
+        std = self.gather(real).std()  # of the global batch, whatever the number of ranks
+        perturbed = real + self.config.perturb * std * self.noise_like(real, per_sample=False)
         alpha = self.noise_like(real)
         between = real + alpha * (perturbed - real)
         return {"real": bce(self.D(real), 1.0), "fake": bce(self.D(fake), 0.0),
-                "gp": self.config.gp_weight * gradient_penalty(self.D, between)}
+                "gp": self.config.gp_weight * gradient_penalty(self.D, between, scale=self.grad_scale())}
 
     def g_loss(self, fake, labels, latent):
         return {"adv": bce(self.D(fake), 1.0)}

@@ -8,6 +8,7 @@ D's decoder has no BatchNorm (the reference has one). D sees a batch of fakes on
 are nearly identical: BatchNorm maps such a batch to one constant reconstruction whatever the image, so G
 gets no gradient and collapses to a single pattern for good (seen with two seeds within 100 iterations,
 with and without the pull-away term). Without it the samples are varied garments after one epoch.
+The ReLU that followed that BatchNorm stays (AutoencoderDiscriminator in networks.py).
 """
 from dataclasses import dataclass
 
@@ -39,17 +40,21 @@ class EBGAN(GAN):
     config_class = EBGANConfig
 
     def build_discriminator(self):
-        return AutoencoderDiscriminator()
+        return AutoencoderDiscriminator(relu=True)
 
     def energy(self, x):
+        # The target is detached, as in the reference: G lowers its energy only by making images D
+        # reconstructs well. With the target attached, G would also get -(D(x) - x), a pull of every fake
+        # toward its own reconstruction, which early in training is a blur of the data mean.
         recon, code = self.D(x)
-        return F.mse_loss(recon, x), code
+        return F.mse_loss(recon, x.detach()), code
 
     def d_loss(self, real, fake, labels, latent):
         real_energy, _ = self.energy(real)
         fake_energy, _ = self.energy(fake)
-        return {"real": real_energy, "fake_margin": F.relu(self.config.margin - fake_energy)}
+        # The margin applies to the energy of the whole (global) batch, whatever the number of ranks.
+        return {"real": real_energy, "fake_margin": F.relu(self.config.margin - self.global_mean(fake_energy))}
 
     def g_loss(self, fake, labels, latent):
         fake_energy, code = self.energy(fake)
-        return {"energy": fake_energy, "pull_away": self.config.pt_weight * pull_away(code)}
+        return {"energy": fake_energy, "pull_away": self.config.pt_weight * pull_away(self.gather(code))}

@@ -64,21 +64,24 @@ class Discriminator(nn.Module):
 
 
 class AutoencoderDiscriminator(nn.Module):
-    """EBGAN/BEGAN D: conv 64 -> 32-d code -> FC -> deconv; returns (reconstruction, code).
+    """EBGAN/BEGAN D: conv 64 -> 32-d code -> FC [-> ReLU] -> deconv; returns (reconstruction, code).
 
     No BatchNorm between code and decoder (the reference's EBGAN has one): fed a batch of near-identical
     fakes, it gives one constant reconstruction whatever the image, and G gets no gradient (ebgan.py).
+    ``relu``: EBGAN's decoder keeps the reference's ReLU after the FC layer; without it code -> image is
+    affine and every reconstruction lies in a 32-dimensional affine subspace. BEGAN's is linear, as there.
     """
 
-    def __init__(self, channels: int = 1, code_dim: int = 32):
+    def __init__(self, channels: int = 1, code_dim: int = 32, relu: bool = False):
         super().__init__()
         hidden = 64 * (IMAGE // 2) ** 2
         self.encode = nn.Sequential(nn.Conv2d(channels, 64, 4, 2, 1), nn.ReLU(), nn.Flatten(),
                                     nn.Linear(hidden, code_dim))
         self.expand = nn.Linear(code_dim, hidden)
+        self.expand_act = nn.ReLU() if relu else nn.Identity()
         self.decode = nn.ConvTranspose2d(64, channels, 4, 2, 1)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.encode(x)
-        return self.decode(self.expand(code).view(-1, 64, IMAGE // 2, IMAGE // 2)), code
+        return self.decode(self.expand_act(self.expand(code)).view(-1, 64, IMAGE // 2, IMAGE // 2)), code

@@ -28,7 +28,7 @@ class WGAN_GP(GAN):
         alpha = self.noise_like(real)
         between = alpha * real + (1 - alpha) * fake
         return {"real": -self.D(real).mean(), "fake": self.D(fake).mean(),
-                "gp": self.config.gp_weight * gradient_penalty(self.D, between)}
+                "gp": self.config.gp_weight * gradient_penalty(self.D, between, scale=self.grad_scale())}
 
     def g_loss(self, fake, labels, latent):
         return {"adv": -self.D(fake).mean()}
