@@ -4,6 +4,7 @@
     python launch.py --all --partition gpu          # every job as its own SLURM job, then the report
     python launch.py gan/gan gan/wgan_gp --local    # train on this machine
     python launch.py --all --dry-run                # every job for a few steps on CPU
+    python launch.py 'gan/*' --seeds 3              # each GAN from seeds 0, 1 and 2: three jobs per GAN
     python launch.py --all --plan                   # expected minutes per job, GPU-hours, wall time
     python launch.py --list | --status RUN | --cancel RUN | --aggregate RUN
 """
@@ -60,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, help="global batch size (split over all GPUs)")
     g.add_argument("--limit-batches", type=int, help="steps per epoch (small budgets, smoke tests)")
     g.add_argument("--precision", choices=("auto", "no", "bf16", "fp16"), help="mixed precision")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seeds", metavar="N|S,S,...",
+                   help="train each selected job from several seeds: a count (3: seeds 0,1,2) or a list (0,4,7); "
+                        "seed k>0 of job X is the job X.seed<k> with its own folder")
+    g.add_argument("--seed", type=int, metavar="S",
+                   help="one seed: the same as --seeds S, (default 0); with --sample, the sampling seed")
     g.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     g.add_argument("--download", action="store_true", help="let torchvision download Fashion-MNIST if missing")
     g.add_argument("--log-with", metavar="TRACKERS",
@@ -132,8 +137,9 @@ def _interrupt(signum, frame):
 def dispatch(args) -> int:
     outputs = Path(args.outputs)
     args.classifier = checked_file(args.classifier)
+    seeds = seeds_of(args)
     if args.list:
-        return print_catalogue(args.verbose)
+        return print_catalogue(args.verbose, seeds, args.jobs or (["all"] if seeds else []))
     if args.status is not None:
         from slurm.status import show_status
 
@@ -146,7 +152,7 @@ def dispatch(args) -> int:
         from fashion.generator import SampleError, sample_command
         from fashion.training import Task
 
-        entry = jobs.CATALOGUE.get(args.sample.strip("/").partition("/")[2])
+        entry = jobs.find(args.sample.strip("/").partition("/")[2])
         generative = entry is None or entry.task.generator_spec is not Task.generator_spec
         try:
             path = sample_command(outputs, args.sample, args.n, args.label, args.seed, args.out, args.input,
@@ -162,7 +168,7 @@ def dispatch(args) -> int:
                          classifier=args.classifier)
 
     check_run_name(args.run)
-    selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]))
+    selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
     check_other_job_settings(selected, args)
     if args.plan or args.dry_run:
@@ -209,7 +215,7 @@ def dispatch(args) -> int:
 
 def overrides_for(job: jobs.Job, args) -> dict[str, str]:
     flags = {"epochs": args.epochs, "batch_size": args.batch_size, "limit_batches": args.limit_batches,
-             "precision": args.precision, "seed": args.seed, "data_dir": args.data_dir,
+             "precision": args.precision, "data_dir": args.data_dir,
              "download": True if args.download else None, "log_with": args.log_with}
     values = {k: str(v) for k, v in flags.items() if v is not None}
     for item in args.set:
@@ -217,11 +223,23 @@ def overrides_for(job: jobs.Job, args) -> dict[str, str]:
         key, eq, value = assignment.partition("=")
         if not eq or not key:
             raise LaunchError(f"--set {item!r}: expected KEY=VALUE or JOB:KEY=VALUE")
-        if target and target not in jobs.CATALOGUE:
+        if target and jobs.find(target) is None:
             raise LaunchError(f"--set {item!r}: unknown job {target!r}; `python launch.py --list` shows them")
-        if not target or target == job.name:
+        if not target or target in (job.name, job.model):  # a model's setting applies to all its seeds
             values[key] = value
     return values
+
+
+def seeds_of(args) -> list[int] | None:
+    """The seeds asked for (``--seeds`` or ``--seed``), or None for the default (seed 0 alone)."""
+    if args.seeds is not None and args.seed is not None:
+        raise LaunchError(f"--seed {args.seed} and --seeds {args.seeds}: give one of them (--seed S is "
+                          "--seeds S, and --seeds takes a count or a list of seeds)")
+    if args.seed is not None:
+        if args.seed < 0:
+            raise LaunchError(f"--seed {args.seed}: seeds are 0 or more")
+        return [args.seed]
+    return jobs.parse_seeds(args.seeds) if args.seeds is not None else None
 
 
 def checked_file(path: str | None) -> str | None:
@@ -263,7 +281,7 @@ def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:
 
 def check_other_job_settings(selected: list[jobs.Job], args) -> None:
     """A ``--set JOB:KEY=VALUE`` for a job not selected is still checked: a typo must not wait for the next run."""
-    chosen = {job.name for job in selected}
+    chosen = {job.name for job in selected} | {job.model for job in selected}
     for item in args.set:
         head = item.split("=", 1)[0]
         target = head.rpartition(":")[0] if ":" in head else ""
@@ -413,13 +431,15 @@ def check_before_start(selected: list[jobs.Job], configs: dict, args) -> None:
             raise LaunchError(f"{job.name}: {seen[key]}{hint}")
 
 
-def print_catalogue(verbose: bool) -> int:
+def print_catalogue(verbose: bool, seeds: list[int] | None = None, patterns: list[str] = ()) -> int:
+    """The catalogue; with seeds (or job names) the selected jobs under the names they run as."""
     from jobs.catalogue import describe
 
-    table = Table(title="job catalogue")
+    shown = jobs.select(list(patterns), seeds) if patterns else list(jobs.CATALOGUE.values())
+    table = Table(title="job catalogue" + (f", seeds {', '.join(map(str, seeds))}" if seeds else ""))
     for col in ("job", "suite", "GPUs", "time", "description"):
         table.add_column(col)
-    for job in jobs.CATALOGUE.values():
+    for job in shown:
         r = job.resources
         table.add_row(job.name, job.suite, f"{r.gpus_per_node}x{r.nodes}", f"{r.timeout_min} min", job.description)
     console.print(table)

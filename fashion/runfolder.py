@@ -24,6 +24,9 @@ SNAPSHOT_DIR = "snapshots"
 EVAL_FILE = "eval_samples.pt"
 SUBMITIT_DIR = ".submitit"
 LOG_LINES = 40
+# Seed k > 0 of job X is the job (and folder) ``X.seed<k>``; seed 0 keeps the plain name, so runs without
+# seeds stay valid.
+SEED_NAME = re.compile(r"^(?P<base>.+)\.seed(?P<seed>[1-9]\d*)$")
 # Families whose jobs draw samples/epoch_NNN.png every epoch.
 SAMPLING_FAMILIES = frozenset({"gan", "vae", "colorize"})
 
@@ -37,7 +40,13 @@ LOOP_KEYS = frozenset({"job", "state", "epochs", "seconds_per_epoch", "images_pe
 
 __all__ = ["STATUS_FILE", "read_json", "read_status", "job_dir", "find_jobs", "read_job", "JobFolder",
            "read_history", "log_tail", "write_snapshot", "read_snapshot", "snapshot_files", "EvalSamples",
-           "write_eval_samples", "read_eval_samples"]
+           "write_eval_samples", "read_eval_samples", "split_seed"]
+
+
+def split_seed(name: str) -> tuple[str, int]:
+    """(model, seed) of a job name: ``gan/gan.seed2`` -> ("gan/gan", 2), ``gan/gan`` -> ("gan/gan", 0)."""
+    match = SEED_NAME.match(name)
+    return (match["base"], int(match["seed"])) if match else (name, 0)
 
 
 def job_dir(run_dir, name: str) -> Path:

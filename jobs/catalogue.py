@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fashion import runfolder
+from fashion.runfolder import split_seed
 from fashion.classify.networks import CLASSIFIER_JOB
 from fashion.training import ConfigError, Task, TrainConfig
 
@@ -48,9 +49,25 @@ class Job:
         """The job's config with ``key=value`` strings applied, typed and validated."""
         values = dict(self.defaults)
         values.update(parse_values(self.config_class, overrides or {}, self.name))
+        if "seed" in self.defaults and values["seed"] != self.defaults["seed"]:
+            raise ConfigError(f"{self.name}: seed={values['seed']} contradicts its name "
+                              f"(seed {self.defaults['seed']}); choose seeds with --seeds")
         config = self.config_class(**values)
         config.validate()
         return config
+
+    @property
+    def model(self) -> str:
+        """The catalogue name this job is a seed of (``gan/gan`` for ``gan/gan.seed2``)."""
+        return split_seed(self.name)[0]
+
+    def with_seed(self, seed: int) -> "Job":
+        """This job trained from ``seed``: its own name (and folder) unless seed is 0."""
+        if seed < 0:
+            raise ValueError(f"seed {seed}: seeds are 0 or more")
+        base = CATALOGUE.get(self.model, self)
+        name = base.name if seed == 0 else f"{base.name}.seed{seed}"
+        return dataclasses.replace(base, name=name, defaults={**base.defaults, "seed": seed})
 
 
 CATALOGUE: dict[str, Job] = {}
@@ -72,13 +89,26 @@ def suites() -> list[str]:
 
 
 def get(name: str) -> Job:
-    if name not in CATALOGUE:
-        raise KeyError(f"unknown job {name!r}; `python launch.py --list` shows the catalogue")
-    return CATALOGUE[name]
+    """A catalogue job by name; ``X.seed<k>`` is seed k of job X."""
+    base, seed = split_seed(name)
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    if base in CATALOGUE and seed:
+        return CATALOGUE[base].with_seed(seed)
+    raise KeyError(f"unknown job {name!r}; `python launch.py --list` shows the catalogue")
 
 
-def select(patterns: list[str]) -> list[Job]:
-    """Jobs matching names, globs (``gan/*``) or suite names, in catalogue order; unknown -> KeyError."""
+def find(name: str) -> Job | None:
+    """``get`` that answers None for a name outside the catalogue."""
+    try:
+        return get(name)
+    except KeyError:
+        return None
+
+
+def select(patterns: list[str], seeds: list[int] | None = None) -> list[Job]:
+    """Jobs matching names, globs (``gan/*``) or suite names, in catalogue order; unknown -> KeyError.
+    With ``seeds``, each job becomes one job per seed (``gan/gan``, ``gan/gan.seed1``...), seeds of a job together."""
     chosen: dict[str, Job] = {}
     for pattern in patterns:
         if pattern in ("all", "*"):
@@ -91,7 +121,32 @@ def select(patterns: list[str]) -> list[Job]:
             raise KeyError(f"no job matches {pattern!r}. Valid names: {', '.join(CATALOGUE)}; "
                            f"suites: {', '.join(suites())}; globs like 'gan/*' work too")
         chosen.update((n, CATALOGUE[n]) for n in matches)
-    return [CATALOGUE[n] for n in CATALOGUE if n in chosen]
+    selected = [CATALOGUE[n] for n in CATALOGUE if n in chosen]
+    if seeds is None:
+        return selected
+    return [job.with_seed(seed) for job in selected for seed in seeds]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: a count (``3`` -> seeds 0, 1, 2) or a comma list (``0,4,7``; one seed: ``5,``)."""
+    parts = [t.strip() for t in str(text).split(",")]
+    try:
+        numbers = [int(t) for t in parts if t]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected a count (3) or a comma list of seeds (0,4,7)") from None
+    if not numbers:
+        raise ConfigError(f"--seeds {text!r}: expected a count (3) or a comma list of seeds (0,4,7)")
+    if len(parts) == 1:
+        if numbers[0] < 1:
+            raise ConfigError(f"--seeds {text}: the number of seeds must be at least 1 (--seeds 3 runs seeds 0, 1, 2; "
+                              "a comma list names seeds: --seeds 0,4,7, or --seeds 5, for seed 5 alone)")
+        return list(range(numbers[0]))
+    if any(n < 0 for n in numbers):
+        raise ConfigError(f"--seeds {text}: seeds are 0 or more")
+    if len(set(numbers)) != len(numbers):
+        repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+        raise ConfigError(f"--seeds {text}: seed {', '.join(map(str, repeated))} given twice; list each seed once")
+    return numbers
 
 
 def with_feature_classifier(selected: list[Job], run_dir, classifier: str | None = None) -> tuple[list[Job], str]:

@@ -144,10 +144,10 @@ def dry_run(jobs: list[Job], configs: dict, run_dir: Path) -> int:
             console.print(traceback.format_exc(), markup=False)
             rows.append((job.name, "FAIL", time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
     table = Table(title="dry run")
-    for col in ("job", "result", "seconds", "detail"):
+    for col in ("job", "seed", "result", "seconds", "detail"):
         table.add_column(col)
     for name, result, seconds, detail in rows:
         colour = {"pass": "green", "skipped": "yellow"}.get(result, "red")
-        table.add_row(name, f"[{colour}]{result}[/]", f"{seconds:.1f}", detail)
+        table.add_row(name, str(configs[name].seed), f"[{colour}]{result}[/]", f"{seconds:.1f}", detail)
     console.print(table)
     return 0 if all(r[1] != "FAIL" for r in rows) else 1

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from fashion import artifacts
+from fashion import artifacts, runfolder
 
 FIGURES = Path(__file__).resolve().parents[1] / "benchmarks" / "figures.toml"
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training split
@@ -73,8 +73,8 @@ def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | No
         measured = measured_rate(outputs, job.name, device, config.batch_size)
         if measured:
             rate, source = measured[0], f"{measured[1]} earlier run{'s' if measured[1] > 1 else ''}"
-        elif job.name in table:
-            rate, source = table[job.name], "benchmark figure"
+        elif (model := runfolder.split_seed(job.name)[0]) in table:  # every seed of a model runs at its speed
+            rate, source = table[model], "benchmark figure"
         elif table:
             rate, source = statistics.median(table.values()), "guess: median of figures"
         else:

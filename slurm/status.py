@@ -79,7 +79,7 @@ def show_status(run_dir: Path) -> int:
                       highlight=False)
 
     table = Table(title=f"run {run_dir.name}")
-    for col in ("job", "SLURM", "state", "epoch", "s/epoch"):
+    for col in ("job", "seed", "SLURM", "state", "epoch", "s/epoch"):
         table.add_column(col, no_wrap=True)
     for col in ("last losses", "outputs"):
         table.add_column(col, overflow="fold")
@@ -104,12 +104,13 @@ def show_status(run_dir: Path) -> int:
         progress = f"{done}/{epochs or '?'}"
         if state == "running" and status.get("step") and status.get("steps"):
             progress += f" (step {status['step']}/{status['steps']})"
-        table.add_row(name, f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]", progress,
+        table.add_row(name, str(runfolder.split_seed(name)[1]), f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]",
+                      progress,
                       f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
         if state in ("failed", "diverged", "corrupt") or slurm_state in FAILED_STATES:
             failures.append((name, status, slurm_state))
     if report:
-        table.add_row("(report)", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",
+        table.add_row("(report)", "", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",
                       "", _shown(run_dir / "report"))
     console.print(table)
 

@@ -1,4 +1,5 @@
 """The launcher's contract: clear errors (exit 2, nothing written), selection, skipping finished work."""
+import dataclasses
 import json
 
 import pytest
@@ -104,6 +105,94 @@ def test_local_jobs_get_the_gpus_this_process_may_use(monkeypatch, gpus, tasks, 
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible_env)
     assert local_gpus(tasks, cpu) == expected
+
+
+# -- seeds ------------------------------------------------------------------------------------------------
+def test_seeds_fan_each_job_out_with_seed_0_keeping_the_plain_name():
+    names = [j.name for j in jobs.select(["gan/gan", "gan/lsgan"], [0, 1, 2])]
+    assert names == ["gan/gan", "gan/gan.seed1", "gan/gan.seed2", "gan/lsgan", "gan/lsgan.seed1", "gan/lsgan.seed2"]
+    assert [j.make_config().seed for j in jobs.select(["gan/gan"], [0, 4, 7])] == [0, 4, 7]
+
+
+def test_a_seed_job_name_resolves_to_its_model_with_that_seed():
+    job = jobs.get("gan/wgan_gp.seed3")
+    assert (job.name, job.model, job.make_config().seed) == ("gan/wgan_gp.seed3", "gan/wgan_gp", 3)
+    assert job.task is jobs.get("gan/wgan_gp").task
+    with pytest.raises(KeyError):
+        jobs.get("gan/gan.seed0")  # seed 0 is plain gan/gan: one name per folder
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0"], "--seeds 0: the number of seeds must be at least 1"),
+    (["--seeds", "1,-2"], "--seeds 1,-2: seeds are 0 or more"),
+    (["--seeds", "0,3,3"], "seed 3 given twice"),
+    (["--seeds", "two"], "expected a count (3) or a comma list"),
+    (["--seed", "1", "--seeds", "2"], "--seed 1 and --seeds 2: give one of them"),
+    (["--seed", "-1"], "--seed -1: seeds are 0 or more"),
+    (["--seeds", "2", "--set", "seed=5"], "seed=5 contradicts its name"),
+])
+def test_bad_seeds_exit_2_naming_the_flag_and_write_nothing(tmp_path, capsys, argv, message):
+    code, out = run(capsys, "gan/gan", "--local", *argv, "--outputs", str(tmp_path / "out"))
+    assert code == 2 and message in out.replace("\n", " ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_seed_flag_is_one_seed_with_its_own_name():
+    args = launch.build_parser().parse_args(["--seed", "4"])
+    assert launch.seeds_of(args) == [4]
+    assert [j.name for j in jobs.select(["gan/gan"], launch.seeds_of(args))] == ["gan/gan.seed4"]
+
+
+def test_a_setting_for_a_model_applies_to_all_its_seeds():
+    args = launch.build_parser().parse_args(["gan/wgan_gp", "--seeds", "2", "--set", "gan/wgan_gp:gp_weight=5"])
+    assert all(launch.overrides_for(j, args) == {"gp_weight": "5"} for j in jobs.select(["gan/wgan_gp"], [0, 1]))
+
+
+def test_list_with_seeds_shows_the_expanded_names(capsys):
+    code, out = run(capsys, "--list", "gan/lsgan", "--seeds", "0,4")
+    assert code == 0 and "gan/lsgan.seed4" in out and "gan/gan " not in out
+
+
+def test_completed_seeds_are_skipped_each_on_its_own(tmp_path):
+    for name in ("gan/gan", "gan/gan.seed2"):
+        artifacts.write_status(tmp_path / "r" / name, "completed", epoch=50)
+    todo = launch.skip_finished(jobs.select(["gan/gan"], [0, 1, 2]), tmp_path / "r", force=False)
+    assert [j.name for j in todo] == ["gan/gan.seed1"]
+
+
+def test_a_run_whose_seeds_all_completed_trains_nothing(tmp_path, capsys):
+    for name in ("gan/gan", "gan/gan.seed1"):
+        artifacts.write_status(tmp_path / "r" / name, "completed", epoch=50)
+    code, out = run(capsys, "gan/gan", "--seeds", "2", "--local", "--run", "r", "--no-aggregate",
+                    "--outputs", str(tmp_path))
+    assert code == 0 and "every selected job completed" in " ".join(out.split())
+
+
+def test_a_seed_resumes_from_its_own_folder_only(fake_fashion_dir, tmp_path):
+    from conftest import tiny
+    from fashion.checkpoint import load_checkpoint
+    from jobs.runner import TrainJob
+
+    def train(name, epochs):  # what a SLURM array task runs on the node
+        config = tiny(jobs.get(name).make_config(), epochs=epochs)
+        TrainJob(name, dataclasses.asdict(config), str(tmp_path / name))()
+
+    train("gan/gan.seed1", 1)
+    first = load_checkpoint(tmp_path / "gan/gan.seed1")["history"]
+    train("gan/gan.seed1", 2)
+    resumed = load_checkpoint(tmp_path / "gan/gan.seed1")
+    assert resumed["epoch"] == 2 and resumed["history"][0] == first[0]  # epoch 1 kept, not retrained
+    assert not (tmp_path / "gan/gan").exists()
+    assert json.loads((tmp_path / "gan/gan.seed1/config.json").read_text())["config"]["seed"] == 1
+
+
+def test_dry_run_has_a_row_and_a_folder_per_seed(fake_fashion_dir, tmp_path, capsys):
+    code, out = run(capsys, "gan/lsgan", "--seeds", "0,3", "--dry-run", "--outputs", str(tmp_path))
+    assert code == 0 and out.count("pass") == 2 and "gan/lsgan.seed3" in out
+    folder = tmp_path / launch.DRY_RUN_DIR / "default"
+    seeds = [json.loads((folder / name / "config.json").read_text())["config"]["seed"]
+             for name in ("gan/lsgan", "gan/lsgan.seed3")]
+    assert seeds == [0, 3]
 
 
 def test_generative_jobs_bring_the_feature_classifier_into_the_run(tmp_path):

@@ -315,3 +315,56 @@ def test_clicking_a_header_sorts_the_table_numerically_with_empty_cells_last(par
     measured = sorted((v, k) for k, v in fids.items() if v is not None)
     assert order[:len(measured)] == [k for _, k in measured]
     assert all(fids[name] is None for name in order[len(measured):])
+
+
+# -- several seeds of one model -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def seeded_run(trained_cgan, fake_data, tmp_path_factory):
+    """gan/cgan from seed 0 (the shared template) and seed 1 (trained here): one model, two seeds."""
+    run = tmp_path_factory.mktemp("outputs") / "seeds"
+    copy_job(trained_cgan, run / "gan/cgan")
+    job = jobs.get("gan/cgan.seed1")
+    fit(job.task, tiny(job.make_config()), run / job.name, job.name)
+    write_classifier(run)
+    code, printed = run_aggregate(run)
+    return run, code, printed
+
+
+def test_seeds_of_a_model_are_summarised_together(seeded_run):
+    run, code, _ = seeded_run
+    data = json.loads((run / "report/summary.json").read_text())
+    (model,) = [m for m in data["models"] if m["model"] == "gan/cgan"]
+    rows = summary_rows(run)
+    fid = model["numbers"]["fid"]
+    assert code == 0 and model["seeds"] == [0, 1] and fid["n"] == 2
+    assert fid["values"] == pytest.approx([rows["gan/cgan"]["fid"], rows["gan/cgan.seed1"]["fid"]], rel=1e-5)
+    assert fid["mean"] == pytest.approx(sum(fid["values"]) / 2, rel=1e-5) and fid["std"] > 0
+    assert fid["ci"][0] < fid["mean"] < fid["ci"][1]
+
+
+def test_the_ranking_names_its_test_in_every_output(seeded_run):
+    run, _, printed = seeded_run
+    data = json.loads((run / "report/summary.json").read_text())
+    assert data["fid_ranking"][0]["model"] == "gan/cgan" and data["fid_ranking"][0]["verdict"] == "best"
+    md = (run / "report/summary.md").read_text()
+    assert "## Models over seeds" in md and "Welch's t-test" in md and "| gan/cgan | 0, 1 |" in md
+    assert "which differences are real" in printed and "models over seeds" in printed
+    models_csv = (run / "report/models.csv").read_text().splitlines()
+    assert any(line.startswith("gan/cgan,fid,2,") for line in models_csv)
+
+
+def test_the_page_shows_models_ranking_and_seed_0_on_the_contact_sheet(seeded_run):
+    run, _, _ = seeded_run
+    page = (run / "report/index.html").read_text()
+    assert 'id="models-table"' in page and 'id="ranking-table"' in page
+    assert "gan/cgan.seed1" in page  # its own row stays in the per-job table
+    sheet = page[page.index('id="contact-sheet"'):page.index('id="fid-over-epochs"')]
+    assert "../gan/cgan/samples/" in sheet and "gan/cgan.seed1" not in sheet and "seed 0 of 2" in sheet
+
+
+def test_fid_curves_of_the_seeds_are_averaged_per_model(seeded_run):
+    run, _, _ = seeded_run
+    bands = json.loads((run / "report/summary.json").read_text())["fid_over_epochs_by_model"]
+    (epoch, mean, low, high, seeds), = bands["gan/cgan"]
+    # Two training steps leave both seeds' uint8 snapshots alike, so the range may be a point here.
+    assert (epoch, seeds) == (1, 2) and low <= mean <= high

@@ -353,3 +353,19 @@ def test_a_queued_job_is_not_submitted_twice_and_cancel_marks_it(run):
     assert cancelled.returncode == 0 and job_id in cancelled.stdout, cancelled.stdout
     assert wait_until_ended([job_id], timeout=60)[job_id]["State"] == "CANCELLED"
     assert json.loads((run_dir / "gan/gan" / "status.json").read_text())["state"] == "cancelled"
+
+
+@pytest.mark.slurm
+def test_each_seed_is_its_own_array_task_with_its_own_folder(run):
+    result = run("gan/gan", "--seeds", "2", "--partition", "gpu", "--epochs", "1", "--limit-batches", "2",
+                 "--run", "seeds", "--no-aggregate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (group,) = submitted(run.outputs / "seeds")["groups"]
+    assert group["array"] and sorted(group["jobs"]) == ["gan/gan", "gan/gan.seed1"]
+    assert sorted(group["jobs"].values()) == [f"{group['slurm_id']}_0", f"{group['slurm_id']}_1"]
+    rows = wait_until_ended(list(group["jobs"].values()), timeout=600)
+    for name, seed in (("gan/gan", 0), ("gan/gan.seed1", 1)):
+        assert rows[group["jobs"][name]]["State"] == "COMPLETED", (name, rows)
+        assert json.loads((run.outputs / "seeds" / name / "config.json").read_text())["config"]["seed"] == seed
+    status = run_launcher("--status", "seeds", "--outputs", str(run.outputs))
+    assert status.returncode == 0 and "gan/gan.seed1" in status.stdout and status.stdout.count("COMPLETED") == 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-from fashion.report import collect, page, summary
+from fashion.report import collect, page, stats, summary
 from fashion.report.quality import Quality, Unmeasured
 from fashion.runfolder import REPORT_DIR, JobFolder
 
@@ -59,12 +59,27 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, cla
     rows = references + rows
 
     report_dir = run_dir / REPORT_DIR
-    fid_plot = plot_fid_curves(curves, report_dir / "fid_curves.png") if curves else None
+    bands = stats.curve_bands(curves)
+    samples = sorted({p["samples"] for points in curves.values() for p in points})
+    fid_plot = plot_fid_curves(bands, report_dir / "fid_curves.png", samples) if curves else None
     if curves:  # summary.json only: the markdown header shows text lines
         header["fid_over_epochs"] = {name: [[p["epoch"], p["fid"]] for p in points] for name, points in curves.items()}
+        header["fid_over_epochs_by_model"] = {
+            "columns": ["epoch", "mean", "min", "max", "seeds"],
+            **{m: [[p["epoch"], p["mean"], p["min"], p["max"], p["n"]] for p in points] for m, points in bands.items()}}
+
+    # Over seeds: which model is better, and whether the difference is more than seed noise.
+    models = stats.model_summaries(rows)
+    ranked = stats.ranking(models)
+    header["models"], header["fid_ranking"] = models, ranked
+    header["statistics"] = (f"per model over its seeds: mean ± std and a {stats.CONFIDENCE:.0%} Student-t interval; "
+                            f"each model's FID against the best by {stats.TEST_NAME} at {stats.ALPHA:.0%} "
+                            "(a model needs 2 seeds to be tested)")
     summary.write_summaries(report_dir, run_dir.name, header, rows)
-    index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot)
+    summary.write_model_summaries(report_dir, models, ranked)
+    index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked)
     console.print(summary.rich_table(run_dir.name, rows))
+    console.print(summary.rich_models(models, ranked))
     console.print(f"feature classifier: {header['feature classifier']}", highlight=False, markup=False)
     console.print(f"report: {index}  (also summary.md, summary.csv, summary.json)", highlight=False)
     return 0
@@ -86,6 +101,7 @@ def job_row(job: JobFolder) -> dict:
         "s_per_epoch": job.status.get("seconds_per_epoch", job.metrics.get("seconds_per_epoch")),
         "images_per_s": job.status.get("images_per_s", job.metrics.get("images_per_s")),
         "gpu": gpu, "procs": procs,
+        "seed_numbers": stats.own_numbers(job.metrics),
         "params": " · ".join(f"{name} {count:,}" for name, count in job.config.get("params", {}).items()),
     }
 
@@ -102,8 +118,9 @@ def section(run_dir: Path, job: JobFolder, row: dict) -> dict:
             "log": collect.log_tail(run_dir, job) if job.state in ("failed", "diverged", "unknown") else None}
 
 
-def plot_fid_curves(curves: dict[str, list[dict]], path: Path) -> Path:
-    """Every model's FID over training epochs on one log-scale plot (from the jobs' snapshots)."""
+def plot_fid_curves(bands: dict[str, list[dict]], path: Path, samples: list[int] = ()) -> Path:
+    """Every model's FID over training epochs on one log-scale plot (from the jobs' snapshots): the mean
+    over its seeds, with the min-max range over seeds shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,15 +130,24 @@ def plot_fid_curves(curves: dict[str, list[dict]], path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     markers = "os^vD<>pP*Xh"
-    for i, (name, points) in enumerate(curves.items()):
-        ax.plot([p["epoch"] for p in points], [p["fid"] for p in points], marker=markers[i % len(markers)],
-                ms=4, lw=1.4, label=name)
-    samples = sorted({p["samples"] for points in curves.values() for p in points})
-    ax.set(xlabel="epoch", ylabel=f"FID ({'/'.join(map(str, samples))} samples vs the test set)", yscale="log",
-           title="Sample quality over training (lower is better)")
-    last = max(p["epoch"] for points in curves.values() for p in points)
+    for i, (name, points) in enumerate(bands.items()):
+        seeds = max(p["n"] for p in points)
+        epochs = [p["epoch"] for p in points]
+        if len(points) == 1:  # single snapshots side by side, so their seed ranges do not hide each other
+            epochs = [epochs[0] + 0.04 * (i - (len(bands) - 1) / 2)]
+        line, = ax.plot(epochs, [p["mean"] for p in points], marker=markers[i % len(markers)], ms=4, lw=1.4,
+                        label=f"{name} ({seeds} seed{'s' if seeds > 1 else ''})")
+        if seeds > 1 and len(points) > 1:
+            ax.fill_between(epochs, [p["min"] for p in points], [p["max"] for p in points], color=line.get_color(),
+                            alpha=0.18, lw=0)
+        elif seeds > 1:  # one snapshot has no area to shade: its range is a bar
+            ax.vlines(epochs, points[0]["min"], points[0]["max"], color=line.get_color(), alpha=0.35, lw=6)
+    counts = "/".join(map(str, samples)) or "snapshot"
+    ax.set(xlabel="epoch", ylabel=f"FID ({counts} samples vs the test set)", yscale="log",
+           title="Sample quality over training (lower is better)\nline: mean over seeds; shaded: min-max over seeds")
+    last = max(p["epoch"] for points in bands.values() for p in points)
     ax.set_xlim(0, last + max(0.5, 0.03 * last))  # from the start of training; one snapshot still gets an axis
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, ncol=2 if len(curves) > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=8, ncol=2 if len(bands) > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
     return artifacts.save_figure(fig, path)

@@ -9,15 +9,16 @@ import os
 from pathlib import Path
 
 from fashion import artifacts
-from fashion.report.summary import COLUMNS, cells
+from fashion.report.summary import BY_KEY, COLUMNS, MODEL_KEYS, cells, model_cells
 
 TEMPLATE = "index.html.j2"
 
 
 def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections: list[dict],
-           fid_curves: Path | None = None) -> Path:
+           fid_curves: Path | None = None, models: list[dict] = (), ranked: list[dict] = ()) -> Path:
     """Write index.html. ``sections``: per job, {"job", "state", "note", "pictures": [Path], "samples": Path,
-    "log": text or None}; ``fid_curves``: the FID-over-epochs plot, if any job kept snapshots."""
+    "log": text or None}; ``fid_curves``: the FID-over-epochs plot, if any job kept snapshots; ``models`` and
+    ``ranked``: the numbers over seeds (fashion.report.stats)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -31,10 +32,40 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
     table = [{"cells": cells(row), "raw": row} for row in rows]
     html = env.get_template(TEMPLATE).render(
         run=run, header=header, columns=COLUMNS, table=table,
-        sheet=[{**s, "samples": link(s["samples"])} for s in sections if s.get("samples")],
+        sheet=[{**s, "samples": link(s["samples"])} for s in first_seed(sections) if s.get("samples")],
         sections=[{**s, "pictures": [(link(p), p.relative_to(s["path"]).as_posix()) for p in s["pictures"]],
                    "strip": link(s["strip"]) if s.get("strip") else None} for s in sections],
         problems=[s for s in sections if s.get("log")],
         fid_curves=link(fid_curves) if fid_curves else None,
+        model_columns=[BY_KEY[k] for k in MODEL_KEYS], models=[model_view(m) for m in models], ranked=ranked,
     )
     return artifacts.write_text(report_dir / "index.html", html)
+
+
+def first_seed(sections: list[dict]) -> list[dict]:
+    """One section per model, its lowest seed (seed 0 when it ran): the contact sheet shows one grid per model."""
+    from fashion.runfolder import split_seed
+
+    chosen: dict[str, dict] = {}
+    for s in sections:
+        model, seed = split_seed(s["job"])
+        if model not in chosen or seed < split_seed(chosen[model]["job"])[1]:
+            chosen[model] = {**s, "seed": seed, "seeds": chosen.get(model, {}).get("seeds", 0) + 1}
+        else:
+            chosen[model]["seeds"] += 1
+    return list(chosen.values())
+
+
+def model_view(model: dict) -> dict:
+    """A model's cells for the page: ``mean ± std (n)``, the interval, and the per-seed values on hover."""
+    from fashion.report.stats import format_interval, format_number
+
+    def per_seed(s: dict, fmt: str) -> str:
+        return ", ".join(f"seed {seed}: {fmt.format(v)}" for seed, v in zip(s["seeds"], s["values"]))
+
+    numbers = model["numbers"]
+    fmts = {k: BY_KEY[k].fmt if k in BY_KEY else "{:.4g}" for k in numbers}
+    return {**model, "text": model_cells(model),
+            "ci": {k: format_interval(s, fmts[k]) for k, s in numbers.items()},
+            "per_seed": {k: per_seed(s, fmts[k]) for k, s in numbers.items()},
+            "own": {k: format_number(s) for k, s in numbers.items() if k not in MODEL_KEYS}}

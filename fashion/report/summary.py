@@ -118,3 +118,92 @@ def rich_table(run: str, rows: list[dict]):
         text["state"] = f"[{colours.get(state, 'red')}]{state}[/]"
         table.add_row(*(text[c.key] for c in shown))
     return table
+
+
+# Over seeds: one row per model (``gan/gan`` with ``gan/gan.seed1``...), from fashion.report.stats.
+
+MODEL_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc")
+
+
+def model_cells(model: dict) -> dict[str, str]:
+    """A model's numbers as text: ``mean ± std (n=3)`` per quality column, and its own numbers in one cell."""
+    from fashion.report.stats import format_number
+
+    numbers = model["numbers"]
+    text = {"model": model["model"], "seeds": _seed_list(model)}
+    text.update({k: format_number(numbers.get(k), BY_KEY[k].fmt) for k in MODEL_KEYS})
+    text["own"] = " · ".join(f"{k} {format_number(v)}" for k, v in numbers.items() if k not in MODEL_KEYS)
+    return text
+
+
+def _seed_list(model: dict) -> str:
+    seeds = ", ".join(map(str, model["seeds"]))
+    done = model["completed"]
+    return seeds if done == len(model["seeds"]) else f"{seeds} ({done} completed)"
+
+
+def ranking_lines(ranked: list[dict], key: str = "FID") -> list[str]:
+    """The ranking as sentences: each model's mean and whether it differs from the best, naming the test."""
+    from fashion.report.stats import format_interval, format_number
+
+    lines = []
+    for r in ranked:
+        summary = {"n": r["n"], "mean": r["mean"], "std": r["std"], "ci": r["ci"]}
+        ci = format_interval(summary, "{:.2f}")
+        said = f"{r['rank']}. {r['model']}: {key} {format_number(summary, '{:.2f}')}" + (f", 95% CI {ci}" if ci else "")
+        if r["rank"] == 1:
+            lines.append(f"{said}: best mean")
+        else:
+            lines.append(f"{said}: {r['difference']:+.2f} vs the best, {r['verdict']} ({r['test']})")
+    return lines
+
+
+def write_model_summaries(report_dir: Path, models: list[dict], ranked: list[dict]) -> list[Path]:
+    """summary.md gets the models-over-seeds table and the ranking; models.csv one row per (model, number)."""
+    from fashion.report.stats import ALPHA, CONFIDENCE, format_interval
+
+    rows = []
+    for m in models:
+        for key, s in m["numbers"].items():
+            low, high = s["ci"] or ("", "")
+            rows.append({"model": m["model"], "number": key, "n": s["n"], "mean": _plain(s["mean"]),
+                         "std": _plain(s["std"]) if s["std"] is not None else "", "ci_low": _plain(low),
+                         "ci_high": _plain(high), "seeds": " ".join(map(str, s["seeds"])),
+                         "values": " ".join(f"{v:.6g}" for v in s["values"])})
+    written = [artifacts.write_csv(report_dir / "models.csv", rows)] if rows else []
+    if not models:
+        return written
+    titles = ["model", "seeds"] + [BY_KEY[k].header for k in MODEL_KEYS] + ["own numbers"]
+    lines = ["", f"## Models over seeds (mean ± std; n = seeds; {CONFIDENCE:.0%} Student-t interval below)", "",
+             "| " + " | ".join(titles) + " |", "|" + "|".join("---" for _ in titles) + "|"]
+    for m in models:
+        text = model_cells(m)
+        for k in MODEL_KEYS:
+            ci = format_interval(m["numbers"].get(k), BY_KEY[k].fmt)
+            text[k] += f"<br>{ci}" if ci else ""
+        lines.append("| " + " | ".join(text[k].replace("|", "\\|") for k in ["model", "seeds", *MODEL_KEYS, "own"])
+                     + " |")
+    lines += ["", f"## Which differences are real (FID; each model against the best, "
+                  f"Welch's t-test over seeds, {ALPHA:.0%} level)", ""]
+    lines += ranking_lines(ranked) or ["No model has an FID yet."]
+    path = report_dir / "summary.md"
+    written.append(artifacts.write_text(path, path.read_text() + "\n".join(lines) + "\n"))
+    return written
+
+
+def rich_models(models: list[dict], ranked: list[dict]):
+    """The terminal's view of the models over seeds and of the FID ranking."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="models over seeds (mean ± std, n seeds)", title_justify="left")
+    keys = [k for k in MODEL_KEYS if BY_KEY[k].terminal]
+    for title in ["model", "seeds", *(BY_KEY[k].header for k in keys)]:
+        table.add_column(title, overflow="fold")
+    for m in models:
+        text = model_cells(m)
+        table.add_row(*(escape(text[k]) for k in ["model", "seeds", *keys]))
+    lines = ranking_lines(ranked) or ["no model has an FID yet"]
+    return Group(table, "which differences are real (FID vs the best model):",
+                 *(f"  {escape(line)}" for line in lines))

@@ -1,0 +1,101 @@
+"""Numbers over seeds: summaries against hand-computed values, the significance test on known answers, grouping."""
+import math
+
+import pytest
+
+from fashion.report import stats
+
+
+def test_mean_std_and_t_interval_match_hand_computed_values():
+    s = stats.summarize([1.0, 2.0, 3.0, 4.0])
+    # mean 2.5; squared deviations 2.25+0.25+0.25+2.25 = 5 over n-1 = 3; t(0.975, 3) = 3.182446305
+    assert s["n"] == 4 and s["mean"] == pytest.approx(2.5)
+    assert s["std"] == pytest.approx(math.sqrt(5 / 3))
+    half = 3.182446305 * math.sqrt(5 / 3) / 2
+    assert s["ci"] == pytest.approx([2.5 - half, 2.5 + half])
+    assert s["values"] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_one_seed_has_a_value_but_no_spread_or_interval():
+    s = stats.summarize([7.5])
+    assert (s["n"], s["mean"], s["std"], s["ci"]) == (1, 7.5, None, None)
+    assert stats.format_number(s, "{:.2f}") == "7.50 (1 seed)"
+    assert stats.format_interval(s) == ""
+
+
+def test_the_text_says_mean_std_and_seed_count():
+    assert stats.format_number(stats.summarize([10.0, 12.0]), "{:.2f}") == "11.00 ± 1.41 (n=2)"
+
+
+def test_clearly_separated_seeds_differ_significantly():
+    result = stats.compare([10.1, 10.3, 9.9, 10.0], [20.2, 19.8, 20.5, 20.1])
+    assert result["significant"] is True and result["p"] < 0.001
+    assert result["test"] == "Welch's t-test over seeds" and "significant at 5%" in result["verdict"]
+
+
+def test_seeds_from_one_distribution_do_not_differ_significantly():
+    result = stats.compare([10.0, 12.0, 11.0, 13.0], [11.0, 13.0, 10.0, 12.0])  # same values, reordered
+    assert result["significant"] is False and result["p"] == pytest.approx(1.0)
+    assert "not significant" in result["verdict"]
+
+
+@pytest.mark.parametrize("a, b", [([10.0], [20.0, 21.0]), ([10.0, 11.0], [20.0])])
+def test_one_seed_on_either_side_is_too_few_to_test(a, b):
+    result = stats.compare(a, b)
+    assert result["significant"] is None and result["p"] is None
+    assert "too few seeds" in result["verdict"]
+
+
+def test_seeds_without_any_spread_cannot_be_tested():
+    assert "cannot test" in stats.compare([5.0, 5.0], [6.0, 6.0])["verdict"]
+
+
+def test_a_job_and_its_seed_jobs_group_into_one_model():
+    rows = [{"job": "real: train vs test", "state": "reference"},
+            {"job": "gan/gan.seed2", "state": "completed"}, {"job": "gan/gan", "state": "completed"},
+            {"job": "gan/lsgan", "state": "completed"}, {"job": "gan/gan.seed1", "state": "failed"},
+            {"job": "gan/gan_gp.seed1", "state": "completed"}]
+    groups = stats.group(rows)
+    assert list(groups) == ["gan/gan", "gan/lsgan", "gan/gan_gp"]
+    assert [r["job"] for r in groups["gan/gan"]] == ["gan/gan", "gan/gan.seed1", "gan/gan.seed2"]
+
+
+def test_model_numbers_come_from_completed_seeds_only():
+    rows = [{"job": "gan/gan", "state": "completed", "fid": 10.0, "seed_numbers": {"test_x": 1.0}},
+            {"job": "gan/gan.seed1", "state": "completed", "fid": 14.0, "seed_numbers": {"test_x": 3.0}},
+            {"job": "gan/gan.seed2", "state": "running"}]
+    (model,) = stats.model_summaries(rows)
+    assert model["seeds"] == [0, 1, 2] and model["completed"] == 2
+    assert model["numbers"]["fid"]["mean"] == 12.0 and model["numbers"]["fid"]["seeds"] == [0, 1]
+    assert model["numbers"]["test_x"]["values"] == [1.0, 3.0]
+
+
+def test_models_rank_by_mean_fid_and_each_is_tested_against_the_best():
+    rows = ([{"job": f"gan/a{'' if k == 0 else f'.seed{k}'}", "state": "completed", "fid": 10.0 + k / 10}
+             for k in range(3)]
+            + [{"job": f"gan/b{'' if k == 0 else f'.seed{k}'}", "state": "completed", "fid": 30.0 + k / 10}
+               for k in range(3)]
+            + [{"job": "gan/c", "state": "completed", "fid": 20.0}])
+    ranked = stats.ranking(stats.model_summaries(rows))
+    assert [r["model"] for r in ranked] == ["gan/a", "gan/c", "gan/b"]
+    assert ranked[0]["verdict"] == "best"
+    assert "too few seeds" in ranked[1]["verdict"]
+    assert ranked[2]["significant"] is True and ranked[2]["difference"] == pytest.approx(20.0)
+
+
+def test_own_numbers_flatten_fgsm_and_colorizer_scores():
+    metrics = {"test_accuracy": 0.9, "seconds_per_epoch": 3.0, "final": {"loss": 1.0},
+               "fgsm": {"images": 100, "epsilon": [0.0, 0.1], "accuracy_all_pixels": [0.9, 0.4],
+                        "accuracy_garment_pixels": [0.9, 0.6]},
+               "test": {"psnr": 21.5, "colour_class_accuracy": 0.8, "images": 10000}}
+    assert stats.own_numbers(metrics) == {"test_accuracy": 0.9, "fgsm_all@0": 0.9, "fgsm_all@0.1": 0.4,
+                                          "fgsm_garment@0": 0.9, "fgsm_garment@0.1": 0.6,
+                                          "test_psnr": 21.5, "test_colour_class_accuracy": 0.8}
+
+
+def test_fid_curves_of_seeds_become_a_mean_with_its_range():
+    curves = {"gan/gan": [{"epoch": 1, "fid": 10.0}, {"epoch": 2, "fid": 8.0}],
+              "gan/gan.seed1": [{"epoch": 1, "fid": 14.0}, {"epoch": 2, "fid": 6.0}]}
+    (points,) = stats.curve_bands(curves).values()
+    assert points == [{"epoch": 1, "mean": 12.0, "min": 10.0, "max": 14.0, "n": 2},
+                      {"epoch": 2, "mean": 7.0, "min": 6.0, "max": 8.0, "n": 2}]
