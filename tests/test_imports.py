@@ -68,7 +68,9 @@ def test_requirements_and_the_package_list_the_same_dependencies():
 
     listed = parse(line for line in (ROOT / "requirements.txt").read_text().splitlines()
                    if line.strip() and not line.startswith("#"))
-    package = parse(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [dep for group in project["optional-dependencies"].values() for dep in group]
+    package = parse(project["dependencies"] + extras)
     pinned = {"torch", "torchvision", "pytest"}  # exact builds / test tools: requirements.txt only decides those
     assert {k: v for k, v in listed.items() if k not in pinned} == {k: v for k, v in package.items() if k not in pinned}
     assert pinned - {"pytest"} <= set(package)
