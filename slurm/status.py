@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fashion import artifacts, runfolder
-from slurm.executor import ACTIVE_STATES, SLURM_FILE, job_states, latest_ids
+from slurm.queue import ACTIVE_STATES, SLURM_FILE, job_states, latest_ids
 
 # A pipe or a log file has no width: give tables room instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
