@@ -207,7 +207,10 @@ def print_submission(console, record: dict, run_dir: Path) -> None:
         r = group["request"]
         kind = f"{group['slurm_id']} (array)" if group["array"] else group["slurm_id"]
         mem = f", {r['mem']}" if r.get("mem") else ""
-        table.add_row(kind, _names(list(group["jobs"])), f"{r.get('partition')}: {r['gpus_per_node']} GPU x "
+        names = _names(list(group["jobs"]))
+        if group.get("packs"):
+            names = f"{len(group['packs'])} pack(s) of {max(len(m) for m in group['packs'].values())}: {names}"
+        table.add_row(kind, names, f"{r.get('partition')}: {r['gpus_per_node']} GPU x "
                       f"{r['nodes']} node, {r['cpus_per_task']} CPU/task{mem}, {r['time']} min")
     if record["report"]:
         r = record["report"]
