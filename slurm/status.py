@@ -106,7 +106,8 @@ def show_status(run_dir: Path) -> int:
             progress += f" (step {status['step']}/{status['steps']})"
         table.add_row(name, f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]", progress,
                       f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
-        if state in ("failed", "diverged", "corrupt") or slurm_state in FAILED_STATES:
+        # A pack's SLURM state is every member's: a member that completed in a failed pack did not fail.
+        if state in ("failed", "diverged", "corrupt") or (slurm_state in FAILED_STATES and state != "completed"):
             failures.append((name, status, slurm_state))
     if report:
         table.add_row("(report)", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",

@@ -10,13 +10,35 @@ from pathlib import Path
 import pytest
 
 import launch
-from test_slurm_launch import cluster, run, run_launcher, submitted, wait_until_ended  # noqa: F401  (fixtures)
+from slurm.requests import SlurmError, packed, resolve
+from slurm.submit import units
+from test_slurm_launch import a_job, cluster, run, run_launcher, submitted, wait_until_ended  # noqa: F401
 
 TINY = ("--epochs", "1", "--limit-batches", "2", "--batch-size", "16", "--no-aggregate")
 
 
 def status(run_dir: Path, name: str) -> dict:
     return json.loads((run_dir / name / "status.json").read_text())
+
+
+def test_a_pack_asks_for_its_members_cpus_and_memory_together_and_their_time():
+    member = resolve(a_job(), {}, "", {}, {})
+    pack = packed(member, 3)
+    assert (pack.cpus_per_task, pack.mem, pack.time, pack.gpus_per_node) == (12, "49152M", member.time, 1)
+    assert {"cpus_per_task", "mem"} <= pack.defaults  # lowered to what a node has, not refused
+
+
+def test_jobs_are_packed_n_at_a_time_and_the_last_pack_takes_the_rest():
+    members = [a_job(f"gan/{n}") for n in ("gan", "lsgan", "wgan")]
+    chunks = units(resolve(members[0], {}, "", {}, {}), members, 2)
+    assert [[j.name for j in unit] for unit, _ in chunks] == [["gan/gan", "gan/lsgan"], ["gan/wgan"]]
+    assert [request.cpus_per_task for _, request in chunks] == [8, 4]
+
+
+def test_jobs_of_several_gpus_or_nodes_are_not_packed():
+    member = resolve(a_job(gpus_per_node=2), {}, "", {}, {})
+    with pytest.raises(SlurmError, match="only jobs of one node and at most one GPU"):
+        units(member, [a_job(gpus_per_node=2)] * 2, 2)
 
 
 def test_local_pack_trains_its_jobs_at_the_same_time(tmp_path, fake_fashion_dir, capsys):
