@@ -70,15 +70,17 @@ class PackJob(submitit.helpers.Checkpointable):
     which skips the members that completed and resumes the others.
     """
 
-    def __init__(self, members: list[TrainJob]):
-        self.members = list(members)
+    def __init__(self, members: list[TrainJob], stop_s: float = 10.0):
+        # stop_s: how long members get to mark themselves when stopped; under SLURM well inside the time
+        # between the warning signal and the kill, or the requeue would never happen.
+        self.members, self.stop_s = list(members), stop_s
         self._running: dict[str, multiprocessing.Process] = {}
 
     def __getstate__(self) -> dict:
-        return {"members": self.members}  # never the member processes: a requeued pack starts its own
+        return {"members": self.members, "stop_s": self.stop_s}  # never the processes: a requeued pack starts its own
 
     def __setstate__(self, state: dict) -> None:
-        self.members, self._running = state["members"], {}
+        self.members, self.stop_s, self._running = state["members"], state["stop_s"], {}
 
     def __call__(self) -> dict[str, str]:
         todo = [m for m in self.members if not m.completed()]
@@ -105,19 +107,19 @@ class PackJob(submitit.helpers.Checkpointable):
                                "says why; the other members completed")
         return states
 
-    def stop(self, wait_s: float = 60.0) -> None:
-        """SIGINT to every member still training, and wait (bounded) for them to mark themselves."""
+    def stop(self) -> None:
+        """SIGINT to every member still training, and wait (at most ``stop_s``) for them to mark themselves."""
         live = [p for p in self._running.values() if p.is_alive()]
         for process in live:
             os.kill(process.pid, signal.SIGINT)
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + self.stop_s
         for process in live:
             process.join(max(0.0, deadline - time.monotonic()))
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         # Stopping the members is the one piece of work here: SLURM would otherwise kill them mid-epoch
         # without their status saying so. The requeued copy holds the member specs only.
-        self.stop(wait_s=min(60.0, float(os.environ.get("FASHION_PACK_STOP_S", 60))))
+        self.stop()
         return super().checkpoint(*args, **kwargs)
 
 

@@ -16,7 +16,7 @@ from fashion import artifacts, runfolder
 from slurm.checks import Cluster, check_report_options, explain_rejection, sbatch_test_only, slurm_command
 from slurm.queue import SLURM_FILE, cancel, earlier_active, hold_pending, refuse_active
 from slurm.requests import (Request, SlurmError, SlurmFlags, flag_values, load_profile, packed, report_request,
-                            resolve, sbatch_extras)
+                            resolve, sbatch_extras, signal_delay_s)
 
 SUBMITIT_DIR = ".submitit"
 
@@ -132,7 +132,8 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
             executor.update_parameters(job_name=job_name, **params)
             try:
                 with executor.batch():
-                    submitted = [(unit, executor.submit(slurm_job(unit, configs, run_dir))) for unit in group]
+                    submitted = [(unit, executor.submit(slurm_job(unit, configs, run_dir, request)))
+                                 for unit in group]
             except (subprocess.SubprocessError, submitit.core.utils.UncompletedJobError,
                     submitit.core.utils.FailedSubmissionError) as err:
                 raise explain_rejection(str(err), request, describe(group)) from None
@@ -188,12 +189,13 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
     return record
 
 
-def slurm_job(unit: list, configs: dict, run_dir: Path):
+def slurm_job(unit: list, configs: dict, run_dir: Path, request: Request):
     """What one SLURM job runs: a catalogue job, or a pack of them trained side by side."""
     from jobs.runner import PackJob, TrainJob
 
     members = [TrainJob(job.name, configs[job.name], str(runfolder.job_dir(run_dir, job.name))) for job in unit]
-    return members[0] if len(members) == 1 else PackJob(members)
+    # A third of the warning time for the members to stop: the rest is submitit's requeue.
+    return members[0] if len(members) == 1 else PackJob(members, stop_s=signal_delay_s(request.time) / 3)
 
 
 def print_submission(console, record: dict, run_dir: Path) -> None:
