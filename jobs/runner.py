@@ -10,8 +10,12 @@ import subprocess
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import submitit
+
+if TYPE_CHECKING:
+    from fashion.training import TrainConfig
 
 from fashion import artifacts
 
@@ -24,7 +28,7 @@ class TrainJob(submitit.helpers.Checkpointable):
     job's config dataclass, validated by the launcher; pickled by reference to the installed package.
     """
 
-    def __init__(self, job_name: str, config, job_dir: str):
+    def __init__(self, job_name: str, config: TrainConfig, job_dir: str):
         self.job_name, self.config, self.job_dir = job_name, config, str(job_dir)
 
     def __call__(self) -> dict:

@@ -352,3 +352,37 @@ def test_a_queued_job_is_not_submitted_twice_and_cancel_marks_it(run):
     assert cancelled.returncode == 0 and job_id in cancelled.stdout, cancelled.stdout
     assert wait_until_ended([job_id], timeout=60)[job_id]["State"] == "CANCELLED"
     assert json.loads((run_dir / "gan/gan" / "status.json").read_text())["state"] == "cancelled"
+
+
+def test_the_slurm_layer_uses_only_the_public_api_of_submitit():
+    import ast
+
+    private = []
+    for path in sorted((ROOT / "slurm").glob("*.py")) + [ROOT / "jobs" / "runner.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("submitit"):
+                private += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") or ".slurm" in node.module or ".core" in node.module]
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                base = node.value
+                while isinstance(base, ast.Attribute):
+                    base = base.value
+                if isinstance(base, ast.Name) and base.id == "submitit":
+                    private.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert private == []
+
+
+def test_a_train_job_travels_with_its_typed_config_by_reference_to_the_installed_class():
+    import cloudpickle
+
+    import jobs
+    from jobs.runner import TrainJob
+
+    config = jobs.get("gan/wgan_gp").make_config({"gp_weight": "5"})
+    data = cloudpickle.dumps(TrainJob("gan/wgan_gp", config, "/somewhere"))
+    import pickletools
+
+    names = {arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)}
+    assert {type(config).__module__, type(config).__qualname__} <= names  # imported by name on the node
+    assert not any("skeleton_class" in name for name in names)  # not rebuilt from a pickled copy of the class
+    assert cloudpickle.loads(data).config == config
