@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-data-check", action="store_true",
                    help="do not load the data before submitting (a --data-dir that exists only on the cluster)")
     g.add_argument("--nproc", type=int, default=1, help="--local: processes per job (CPU DDP with gloo)")
+    g.add_argument("--pack", type=int, default=1, metavar="N",
+                   help="train N jobs at once in one SLURM job (or, with --local, side by side here): "
+                        "small jobs fill a GPU; 1-GPU, 1-node jobs only")
     g.add_argument("-v", "--verbose", action="store_true", help="--list: show every config field")
 
     d = p.add_argument_group("--sample RUN/JOB (uses --outputs, --seed and, for colorize's test images, --data-dir)")
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="the PNG to write (default: JOB-samples.png here)")
 
     s = p.add_argument_group("SLURM (flags override the --cluster profile and each job's defaults)")
-    s.add_argument("--cluster", help="profile name: slurm/clusters/NAME.toml")
+    s.add_argument("--cluster", help="profile name: slurm/profiles/NAME.toml")
     s.add_argument("--partition")
     s.add_argument("--account")
     s.add_argument("--qos")
@@ -203,14 +206,25 @@ def dispatch(args) -> int:
         from jobs.local import run_local
 
         move_aside(replace, out)
-        return run_local(selected, configs, out, tasks_per_node=args.nproc)
-    from slurm.executor import SlurmError, launch
+        return run_local(selected, configs, out, tasks_per_node=args.nproc, pack=args.pack)
+    from slurm.submit import SlurmError, launch
 
     try:  # everything is checked with SLURM first; old results move aside only just before submitting
-        return launch(selected, configs, out, args, console=console, skipped=unavailable,
+        return launch(selected, configs, out, slurm_flags(args), console=console, skipped=unavailable,
                       before_submit=lambda: move_aside(replace, out))
     except SlurmError as err:
         raise LaunchError(str(err)) from None
+
+
+def slurm_flags(args):
+    """The SLURM flags as one typed object: the slurm package never reads the argparse namespace."""
+    from slurm.requests import SlurmFlags
+
+    return SlurmFlags(cluster=args.cluster, partition=args.partition, account=args.account, qos=args.qos,
+                      time=args.time, gpus_per_node=args.gpus_per_node, nodes=args.nodes,
+                      cpus_per_task=args.cpus_per_task, mem=args.mem, constraint=args.constraint,
+                      exclude=args.exclude, array_parallelism=args.array_parallelism, sbatch=tuple(args.sbatch),
+                      aggregate=not args.no_aggregate, classifier=args.classifier, pack=args.pack)
 
 
 def overrides_for(job: jobs.Job, args) -> dict[str, str]:
@@ -401,6 +415,11 @@ def check_writable(out: Path) -> None:
 
 def check_before_start(selected: list[jobs.Job], configs: dict, args) -> None:
     """What would only fail once a job runs, checked now: DDP batch splits and the data itself."""
+    if args.pack < 1:
+        raise LaunchError(f"--pack {args.pack}: must be at least 1 (jobs trained at once in one allocation)")
+    if args.pack > 1 and (args.nproc > 1 or (args.gpus_per_node or 0) > 1 or (args.nodes or 1) > 1):
+        raise LaunchError(f"--pack {args.pack}: only jobs of one process, one GPU and one node share an "
+                          "allocation; drop --pack, or --nproc/--gpus-per-node/--nodes")
     if args.local:
         if args.nproc < 1:
             raise LaunchError(f"--nproc {args.nproc}: must be at least 1")

@@ -149,12 +149,16 @@ def parse_seeds(text: str) -> list[int]:
     return numbers
 
 
+# A classifier in one of these states needs no second copy: it is trained, or an earlier launch queued it.
+ON_ITS_WAY = ("completed", "queued", "running")
+
+
 def with_feature_classifier(selected: list[Job], run_dir, classifier: str | None = None) -> tuple[list[Job], str]:
     """The selection plus classify/cnn when generative jobs need its features for the report, and a note
-    saying so; unchanged when it is selected, already completed in the run, or ``classifier`` is given."""
+    saying so; unchanged when it is selected, already completed or queued in the run, or ``classifier`` is given."""
     if (classifier or CLASSIFIER_JOB in [job.name for job in selected] or CLASSIFIER_JOB not in CATALOGUE
             or not any(job.generative for job in selected)
-            or runfolder.read_status(runfolder.job_dir(run_dir, CLASSIFIER_JOB)).get("state") == "completed"):
+            or runfolder.read_status(runfolder.job_dir(run_dir, CLASSIFIER_JOB)).get("state") in ON_ITS_WAY):
         return selected, ""
     # Last, so the selection keeps its order (and its SLURM groups come first).
     return selected + [CATALOGUE[CLASSIFIER_JOB]], (f"{CLASSIFIER_JOB} added: the report measures the generative "

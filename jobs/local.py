@@ -27,40 +27,53 @@ def expected_artifacts(job: Job) -> tuple[str, ...]:
     return COMMON_ARTIFACTS + tuple(getattr(job.task, "artifacts", ()))
 
 
-def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int = 1) -> int:
-    """Train each job in turn in a subprocess (submitit LocalExecutor), showing live progress."""
+def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int = 1, pack: int = 1) -> int:
+    """Train the jobs in subprocesses (submitit LocalExecutor), one after another or ``pack`` at a time side
+    by side on this machine (one GPU, if any, shared), showing live progress."""
     import submitit
+
+    from jobs.runner import PackJob
 
     results = []
     with Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), console=console) as progress:
-        for job in jobs:
-            out = runfolder.job_dir(run_dir, job.name)
-            executor = submitit.LocalExecutor(folder=runfolder.job_dir(run_dir / runfolder.SUBMITIT_DIR, job.name))
+        for first in range(0, len(jobs), max(1, pack)):
+            unit = jobs[first:first + max(1, pack)]
+            outs = {job.name: runfolder.job_dir(run_dir, job.name) for job in unit}
+            executor = submitit.LocalExecutor(folder=runfolder.job_dir(run_dir / runfolder.SUBMITIT_DIR, unit[0].name))
             executor.update_parameters(tasks_per_node=tasks_per_node, timeout_min=60 * 24 * 7,
-                                       **local_gpus(tasks_per_node, configs[job.name].cpu))
-            artifacts.write_status(out, "queued", job=job.name, error=None, traceback=None, reason=None)
-            handle = executor.submit(TrainJob(job.name, dataclasses.asdict(configs[job.name]), str(out)))
-            bar = progress.add_task(job.name, total=None, info="starting")
+                                       **local_gpus(tasks_per_node, all(configs[j.name].cpu for j in unit)))
+            members = []
+            for job in unit:
+                artifacts.write_status(outs[job.name], "queued", job=job.name, error=None, traceback=None, reason=None)
+                members.append(TrainJob(job.name, configs[job.name], str(outs[job.name])))
+            handle = executor.submit(members[0] if len(members) == 1 else PackJob(members))
+            bars = {name: progress.add_task(name, total=None, info="starting") for name in outs}
             try:
                 while not handle.done():
-                    _update_bar(progress, bar, artifacts.read_status(out))
+                    for name, out in outs.items():
+                        _update_bar(progress, bars[name], artifacts.read_status(out))
                     time.sleep(1.0)
             except KeyboardInterrupt:
-                stop(handle, out)
-                progress.console.print(f"[yellow]{job.name}: interrupted[/]; run the same command again to "
-                                       "resume it", highlight=False)
+                stop(handle, list(outs.values()))
+                progress.console.print(f"[yellow]{', '.join(outs)}: interrupted[/]; run the same command again to "
+                                       "resume", highlight=False)
                 raise
-            status = artifacts.read_status(out)
-            _update_bar(progress, bar, status)
             try:
-                handle.results()  # one result per task; any failed task raises
-                state = status.get("state", "?")
+                handle.results()  # one result per task; any failed task (or pack member) raises
+                error = None
             except Exception as err:  # the job's own traceback is in its log and status.json
-                state = "failed"
-                progress.console.print(f"[red]{job.name} failed:[/] {failure_message(status, err)}", highlight=False)
-                progress.console.print(f"  log: {handle.paths.stderr}", highlight=False)
-            results.append((job.name, state, status.get("epoch"), status.get("seconds_per_epoch"), out))
+                error = err
+            for name, out in outs.items():
+                status = artifacts.read_status(out)
+                _update_bar(progress, bars[name], status)
+                state = status.get("state", "?")
+                if error is not None and state != "completed":
+                    state = "failed" if state in ("queued", "running", "?") else state
+                    progress.console.print(f"[red]{name} failed:[/] {failure_message(status, error)}",
+                                           highlight=False)
+                    progress.console.print(f"  log: {handle.paths.stderr}", highlight=False)
+                results.append((name, state, status.get("epoch"), status.get("seconds_per_epoch"), out))
     table = Table(title=f"run {run_dir.name}")
     for col in ("job", "state", "epochs", "s/epoch", "outputs"):
         table.add_column(col)
@@ -71,16 +84,17 @@ def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int
     return 0 if all(r[1] == "completed" for r in results) else 1
 
 
-def stop(handle, out: Path, wait_s: float = 15.0) -> None:
+def stop(handle, outs: list[Path], wait_s: float = 15.0) -> None:
     """Stop a local job at once and leave it resumable: submitit's local tasks ignore SIGTERM, so the
     controller gets SIGINT, which it passes on (KeyboardInterrupt in the trainer, which marks the job)."""
     handle.cancel()
     deadline = time.monotonic() + wait_s
     while not handle.done() and time.monotonic() < deadline:
         time.sleep(0.2)
-    if artifacts.read_status(out).get("state") in ("queued", "running"):  # killed before it could say so
-        artifacts.write_status(out, "interrupted", interrupted=time.time(),
-                               reason="stopped by a signal; re-launch the same command to resume")
+    for out in outs:
+        if artifacts.read_status(out).get("state") in ("queued", "running"):  # killed before it could say so
+            artifacts.write_status(out, "interrupted", interrupted=time.time(),
+                                   reason="stopped by a signal; re-launch the same command to resume")
 
 
 def failure_message(status: dict, err: BaseException, lines: int = 3) -> str:

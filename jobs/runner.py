@@ -1,14 +1,21 @@
 """The small callable that submitit runs, locally or on SLURM. Training code never imports submitit."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import signal
 import socket
 import subprocess
+import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import submitit
+
+if TYPE_CHECKING:
+    from fashion.training import TrainConfig
 
 from fashion import artifacts
 
@@ -17,10 +24,11 @@ class TrainJob(submitit.helpers.Checkpointable):
     """Train one catalogue job into ``job_dir``; on preemption/timeout, requeue a fresh copy of itself.
 
     ``checkpoint()`` (inherited) only returns a DelayedSubmission of this object: no I/O in a signal
-    handler. The resumed job finds the last per-epoch checkpoint in its own folder.
+    handler. The resumed job finds the last per-epoch checkpoint in its own folder. ``config`` is the
+    job's config dataclass, validated by the launcher; pickled by reference to the installed package.
     """
 
-    def __init__(self, job_name: str, config: dict, job_dir: str):
+    def __init__(self, job_name: str, config: TrainConfig, job_dir: str):
         self.job_name, self.config, self.job_dir = job_name, config, str(job_dir)
 
     def __call__(self) -> dict:
@@ -29,11 +37,10 @@ class TrainJob(submitit.helpers.Checkpointable):
         distributed = _export_torch_distributed()
         _use_allocated_cpus()
         job = jobs.get(self.job_name)
-        config = job.make_config(self.config)
         try:
             from fashion.training import fit
 
-            return fit(job.task, config, self.job_dir, self.job_name)
+            return fit(job.task, self.config, self.job_dir, self.job_name)
         except artifacts.JobBusy:
             raise  # the folder and its status.json belong to the process that holds the lock
         except Exception as err:
@@ -41,6 +48,11 @@ class TrainJob(submitit.helpers.Checkpointable):
                 artifacts.write_status(self.job_dir, "failed", error=failure(err, self.job_dir),
                                        traceback=traceback.format_exc()[-4000:])
             raise
+
+    def completed(self) -> bool:
+        """The job's folder says it trained all its epochs (a requeued pack skips it)."""
+        status = artifacts.read_status(self.job_dir)
+        return status.get("state") == "completed" and int(status.get("epoch") or 0) >= self.config.epochs
 
 
 def failure(err: BaseException, job_dir) -> str:
@@ -53,16 +65,102 @@ def failure(err: BaseException, job_dir) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+class PackJob(submitit.helpers.Checkpointable):
+    """Train several catalogue jobs at once in one allocation (``--pack N``), each in its own process,
+    folder and status; a member that fails leaves the others training, and the pack fails at the end naming it.
+
+    SLURM's warning signal (time limit, preemption) makes submitit call ``checkpoint()``: the members get
+    SIGINT (each marks itself interrupted, keeping its last epoch checkpoint) and a fresh pack is requeued,
+    which skips the members that completed and resumes the others.
+    """
+
+    def __init__(self, members: list[TrainJob], stop_s: float = 10.0):
+        # stop_s: how long members get to mark themselves when stopped; under SLURM well inside the time
+        # between the warning signal and the kill, or the requeue would never happen.
+        self.members, self.stop_s = list(members), stop_s
+        self._running: dict[str, multiprocessing.Process] = {}
+
+    def __getstate__(self) -> dict:
+        return {"members": self.members, "stop_s": self.stop_s}  # never the processes: a requeued pack starts its own
+
+    def __setstate__(self, state: dict) -> None:
+        self.members, self.stop_s, self._running = state["members"], state["stop_s"], {}
+
+    def __call__(self) -> dict[str, str]:
+        todo = [m for m in self.members if not m.completed()]
+        for m in self.members:
+            if m not in todo:
+                print(f"{m.job_name}: already completed, skipped", flush=True)
+        threads = max(1, _allocated_cpus() // max(1, len(todo)))
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no CUDA or torch state shared
+        for member in todo:
+            process = context.Process(target=_run_member, args=(member, threads), name=member.job_name)
+            process.start()
+            self._running[member.job_name] = process
+        try:
+            for process in self._running.values():
+                process.join()
+        except KeyboardInterrupt:  # --local stopped: the members mark themselves interrupted
+            self.stop()
+            raise
+        states = {m.job_name: artifacts.read_status(m.job_dir).get("state", "?") for m in self.members}
+        failed = [f"{name} ({states[name]}, exit code {p.exitcode})" for name, p in self._running.items()
+                  if p.exitcode != 0 or states[name] != "completed"]
+        if failed:
+            raise RuntimeError(f"pack members did not complete: {', '.join(failed)}; each one's status.json "
+                               "says why; the other members completed")
+        return states
+
+    def stop(self) -> None:
+        """SIGINT to every member still training, and wait (at most ``stop_s``) for them to mark themselves."""
+        live = [p for p in self._running.values() if p.is_alive()]
+        for process in live:
+            os.kill(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + self.stop_s
+        for process in live:
+            process.join(max(0.0, deadline - time.monotonic()))
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        # Stopping the members is the one piece of work here: SLURM would otherwise kill them mid-epoch
+        # without their status saying so. The requeued copy holds the member specs only.
+        self.stop()
+        return super().checkpoint(*args, **kwargs)
+
+
+def _run_member(member: TrainJob, threads: int) -> None:
+    """One pack member, in its own process: its share of the allocation's CPUs, then the job itself."""
+    # SLURM signals every process of the job: the pack answers USR2 (requeue) and stops its members with
+    # SIGINT; a member handles TERM as a job run by submitit does, by ignoring it (SLURM's KILL follows).
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if "SLURM_CPUS_PER_TASK" in os.environ:
+        os.environ["SLURM_CPUS_PER_TASK"] = str(threads)  # read by TrainJob (torch threads)
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+    member()
+
+
+def _allocated_cpus() -> int:
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return int(cpus) if cpus.isdigit() and int(cpus) > 0 else (os.cpu_count() or 1)
+
+
 class AggregateJob(submitit.helpers.Checkpointable):
     """Build the run's report (``fashion.report.aggregate``); submitted to start after every training job."""
 
-    def __init__(self, run_dir: str, options: dict | None = None):
-        self.run_dir, self.options = str(run_dir), dict(options or {})
+    def __init__(self, run_dir: str, options=None):
+        from fashion.report.aggregate import ReportOptions
+
+        self.run_dir, self.options = str(run_dir), options or ReportOptions()
 
     def __call__(self) -> int:
+        import dataclasses
+
         from fashion.report import aggregate  # imported here: the launcher must not need the report's deps
 
-        code = aggregate(Path(self.run_dir), **self.options)
+        code = aggregate(Path(self.run_dir), **dataclasses.asdict(self.options))
         if code:
             raise RuntimeError(f"the report of {self.run_dir} failed (exit code {code}); its log says why")
         return code

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fashion import artifacts, runfolder
-from slurm.executor import ACTIVE_STATES, SLURM_FILE, job_states, latest_ids
+from slurm.queue import ACTIVE_STATES, SLURM_FILE, job_states, latest_ids
 
 # A pipe or a log file has no width: give tables room instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
@@ -107,7 +107,8 @@ def show_status(run_dir: Path) -> int:
         table.add_row(name, str(runfolder.split_seed(name)[1]), f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]",
                       progress,
                       f"{speed:.1f}" if speed else "", _losses(row), _shown(folder))
-        if state in ("failed", "diverged", "corrupt") or slurm_state in FAILED_STATES:
+        # A pack's SLURM state is every member's: a member that completed in a failed pack did not fail.
+        if state in ("failed", "diverged", "corrupt") or (slurm_state in FAILED_STATES and state != "completed"):
             failures.append((name, status, slurm_state))
     if report:
         table.add_row("(report)", "", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",

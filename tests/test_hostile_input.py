@@ -116,6 +116,11 @@ CASES = [
          setup=corrupt_status, extra_out="--force"),
     # 8, 14: what would only fail inside the job is checked before anything starts
     Case("--nproc not dividing the batch", ["gan/lsgan", "--local", *BASE, "--nproc", "3"], 2, "split evenly"),
+    Case("--pack 0", ["gan/lsgan", "--local", *BASE, "--pack", "0"], 2, "--pack 0: must be at least 1"),
+    Case("--pack with DDP processes", ["gan/lsgan", "--local", *BASE, "--pack", "2", "--nproc", "2"], 2,
+         "only jobs of one process, one GPU and one node"),
+    Case("--pack with a multi-GPU SLURM request", ["gan/lsgan", *BASE, "--pack", "2", "--gpus-per-node", "2"], 2,
+         "drop --pack"),
     Case("missing data, local", ["gan/lsgan", "--local", *BASE], 2, "IDX files", setup=no_data),
     Case("truncated data, local", ["gan/lsgan", "--local", *BASE], 2, "truncated", setup=truncated_data),
     Case("missing data, SLURM", ["gan/lsgan", *BASE, "--partition", "x"], 2, "--no-data-check", setup=no_data),

@@ -58,7 +58,7 @@ def test_no_file_edits_sys_path_or_pythonpath():
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    import jobs.catalogue\n    from slurm import executor\n")
+    probe.write_text("def f():\n    import jobs.catalogue\n    from slurm import submit\n")
     assert imported(probe) == {"jobs.catalogue", "slurm"}
 
 

@@ -1,8 +1,8 @@
-"""End-to-end tests against the real local SLURM cluster of slurm/cluster/.
+"""End-to-end tests against the real local SLURM cluster of slurm/testcluster/.
 
 Start it first (as root) and export the variable it prints:
 
-    slurm/cluster/start.sh            # last line: export SLURM_CONF=/tmp/fashion-slurm/slurm.conf
+    slurm/testcluster/start.sh            # last line: export SLURM_CONF=/tmp/fashion-slurm/slurm.conf
     export SLURM_CONF=/tmp/fashion-slurm/slurm.conf
     pytest -m slurm tests/test_local_cluster.py
 
@@ -32,12 +32,12 @@ def _run(*cmd: str, timeout: float = 15) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module", autouse=True)
 def local_cluster() -> None:
     if shutil.which("sbatch") is None:
-        pytest.skip("sbatch not installed (run slurm/cluster/install.sh)")
+        pytest.skip("sbatch not installed (run slurm/testcluster/install.sh)")
     conf = os.environ.get("SLURM_CONF")
     if not conf:
-        pytest.skip("SLURM_CONF not set (run slurm/cluster/start.sh and export the line it prints)")
+        pytest.skip("SLURM_CONF not set (run slurm/testcluster/start.sh and export the line it prints)")
     if not os.path.isfile(conf):
-        pytest.skip(f"SLURM_CONF={conf} does not exist (run slurm/cluster/start.sh)")
+        pytest.skip(f"SLURM_CONF={conf} does not exist (run slurm/testcluster/start.sh)")
     try:
         res = _run("sinfo", "-h", "-o", "%P", timeout=10)
     except subprocess.TimeoutExpired:

@@ -1,7 +1,7 @@
-"""A private two-node SLURM cluster that these tests start and stop themselves (slurm/cluster/, other ports,
+"""A private two-node SLURM cluster that these tests start and stop themselves (slurm/testcluster/, other ports,
 its own state dir): what needs a daemon killed, or two nodes, without touching the cluster other tests use.
 
-Needs root and the SLURM packages (slurm/cluster/install.sh); skips, saying why, without them. Starting it
+Needs root and the SLURM packages (slurm/testcluster/install.sh); skips, saying why, without them. Starting it
 takes ~15 s (a fresh accounting database), stopping it ~2 s.
 """
 from __future__ import annotations
@@ -49,11 +49,11 @@ def free_base_port() -> int:
 def cluster(tmp_path_factory):
     """Two nodes ("HOST-n1", "HOST-n2": names that need not resolve) on this host."""
     if os.geteuid() != 0:
-        pytest.skip("slurm/cluster/start.sh runs the daemons as root")
+        pytest.skip("slurm/testcluster/start.sh runs the daemons as root")
     missing = [d for d in ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged")
                if not shutil.which(d) and not os.path.exists(f"/usr/sbin/{d}")]
     if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (slurm/cluster/install.sh)")
+        pytest.skip(f"not installed: {', '.join(missing)} (slurm/testcluster/install.sh)")
     state = tmp_path_factory.mktemp("slurm")
     base = free_base_port()
     # three placeholder GPUs a node: a 2-node x 1-GPU job and a 1-node x 2-GPU job run side by side

@@ -1,4 +1,4 @@
-"""The SLURM launcher: its pure parts here, then the CLI against the real local cluster of slurm/cluster/.
+"""The SLURM launcher: its pure parts here, then the CLI against the real local cluster of slurm/testcluster/.
 
 The cluster tests (marked ``slurm``) need the cluster started and SLURM_CONF exported (``.ci/run`` does
 both); they skip, saying why, only when sbatch is not installed or the cluster does not answer.
@@ -17,8 +17,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from slurm import executor
-from slurm.executor import Cluster, Node, Partition, SlurmError
+from slurm import checks, queue, requests
+from slurm.checks import Cluster, Node, Partition
+from slurm.requests import SlurmError, SlurmFlags
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
@@ -36,14 +37,12 @@ def a_job(name="gan/gan", **resources):
 
 
 def flags(**given):
-    values = dict.fromkeys(executor.FLAG_KEYS)
-    values.update(given)
-    return executor.flag_values(SimpleNamespace(**values))
+    return requests.flag_values(SlurmFlags(**given))
 
 
 def test_flags_override_the_profile_which_overrides_the_job_defaults():
     profile = {"partition": "big", "time": 60, "mem": "8G", "account": "lab"}
-    request = executor.resolve(a_job(), profile, "mine.toml", flags(time=15, gpus_per_node=2), {})
+    request = requests.resolve(a_job(), profile, "mine.toml", flags(time=15, gpus_per_node=2), {})
     assert (request.partition, request.account, request.mem) == ("big", "lab", "8G")  # profile
     assert (request.time, request.gpus_per_node) == (15, 2)  # flags
     assert (request.cpus_per_task, request.nodes) == (4, 1)  # job defaults
@@ -53,17 +52,17 @@ def test_flags_override_the_profile_which_overrides_the_job_defaults():
 
 def test_a_job_with_no_gpu_goes_to_the_profile_cpu_partition_as_one_task():
     profile = {"partition": "gpu", "cpu_partition": "cpu"}
-    request = executor.resolve(a_job(gpus_per_node=0), profile, "p.toml", {}, {})
+    request = requests.resolve(a_job(gpus_per_node=0), profile, "p.toml", {}, {})
     assert (request.partition, request.tasks_per_node) == ("cpu", 1)
     assert "gpus_per_node" not in request.executor_parameters()
-    forced = executor.resolve(a_job(gpus_per_node=0), profile, "p.toml", flags(partition="gpu"), {})
+    forced = requests.resolve(a_job(gpus_per_node=0), profile, "p.toml", flags(partition="gpu"), {})
     assert forced.partition == "gpu"
 
 
 def test_jobs_with_equal_requests_compare_equal_whatever_their_origin():
-    one = executor.resolve(a_job("gan/gan"), {}, "", {}, {})
-    two = executor.resolve(a_job("gan/wgan"), {}, "", {}, {})
-    other = executor.resolve(a_job("gan/wgan", timeout_min=30), {}, "", {}, {})
+    one = requests.resolve(a_job("gan/gan"), {}, "", {}, {})
+    two = requests.resolve(a_job("gan/wgan"), {}, "", {}, {})
+    other = requests.resolve(a_job("gan/wgan", timeout_min=30), {}, "", {}, {})
     assert one == two and hash(one) == hash(two) and one != other
 
 
@@ -71,49 +70,49 @@ def test_profile_keys_are_checked(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('partition = "gpu"\npartiton = "cpu"\n')
     with pytest.raises(SlurmError, match="unknown key 'partiton'.*valid keys: partition"):
-        executor.load_profile(str(path))
+        requests.load_profile(str(path))
     path.write_text('time = "2h"\n')
     with pytest.raises(SlurmError, match="time = '2h' should be a TOML int"):
-        executor.load_profile(str(path))
+        requests.load_profile(str(path))
     with pytest.raises(SlurmError, match="profiles: .*local"):
-        executor.load_profile("no-such-cluster")
+        requests.load_profile("no-such-cluster")
 
 
 def test_shipped_profiles_load():
-    for path in sorted(executor.CLUSTERS_DIR.glob("*.toml")):
-        profile, _ = executor.load_profile(str(path))
-        executor.resolve(a_job(), profile, path.name, {}, executor.sbatch_extras(profile, []))
+    for path in sorted(requests.PROFILES_DIR.glob("*.toml")):
+        profile, _ = requests.load_profile(str(path))
+        requests.resolve(a_job(), profile, path.name, {}, requests.sbatch_extras(profile, []))
 
 
 def test_report_options_must_be_arguments_of_aggregate():
-    executor.check_report_options({"n_samples": 1000}, "mine.toml")
+    checks.check_report_options({"n_samples": 1000}, "mine.toml")
     with pytest.raises(SlurmError, match=r"\[report\] in mine.toml: unknown option\(s\) samples"):
-        executor.check_report_options({"samples": 1000}, "mine.toml")
+        checks.check_report_options({"samples": 1000}, "mine.toml")
 
 
 def test_sbatch_extras_cannot_bypass_the_checked_flags():
-    assert executor.sbatch_extras({"sbatch": {"mail-type": "END"}}, ["--begin=now+1hour", "requeue"]) == {
+    assert requests.sbatch_extras({"sbatch": {"mail-type": "END"}}, ["--begin=now+1hour", "requeue"]) == {
         "mail-type": "END", "begin": "now+1hour", "requeue": True}
     with pytest.raises(SlurmError, match="--partition"):
-        executor.sbatch_extras({}, ["partition=gpu"])
+        requests.sbatch_extras({}, ["partition=gpu"])
     with pytest.raises(SlurmError, match="--gpus-per-node"):
-        executor.sbatch_extras({}, ["gres=gpu:2"])
+        requests.sbatch_extras({}, ["gres=gpu:2"])
 
 
 def test_signal_comes_well_before_short_time_limits():
-    assert executor.signal_delay_s(1) == 12
-    assert executor.signal_delay_s(240) == 90
-    assert all(executor.signal_delay_s(t) <= 0.25 * t * 60 for t in (1, 2, 5, 60))
+    assert requests.signal_delay_s(1) == 12
+    assert requests.signal_delay_s(240) == 90
+    assert all(requests.signal_delay_s(t) <= 0.25 * t * 60 for t in (1, 2, 5, 60))
 
 
 def test_slurm_durations_memory_and_gres_are_read():
-    assert [executor.parse_minutes(t) for t in ("UNLIMITED", "30", "2:00:00", "1-12:00:00", "10:30")] == [
+    assert [requests.parse_minutes(t) for t in ("UNLIMITED", "30", "2:00:00", "1-12:00:00", "10:30")] == [
         None, 30, 120, 2160, 11]
-    assert [executor.mem_mb(m) for m in ("16G", "1500M", "2000", "1T")] == [16384, 1500, 2000, 1048576]
-    assert [executor.count_gpus(g) for g in ("gpu:2", "gpu:a100:4(S:0-1)", "gpu:a100:2,gpu:v100:2", "(null)")] == [
+    assert [requests.mem_mb(m) for m in ("16G", "1500M", "2000", "1T")] == [16384, 1500, 2000, 1048576]
+    assert [checks.count_gpus(g) for g in ("gpu:2", "gpu:a100:4(S:0-1)", "gpu:a100:2,gpu:v100:2", "(null)")] == [
         2, 4, 4, 0]
     with pytest.raises(SlurmError, match="16 GB.*like 16G"):
-        executor.mem_mb("16 GB", "--mem 16 GB")
+        requests.mem_mb("16 GB", "--mem 16 GB")
 
 
 def small_cluster():
@@ -122,30 +121,30 @@ def small_cluster():
 
 
 def test_job_defaults_shrink_to_fit_the_nodes_but_what_the_user_asked_is_refused():
-    fitted, notes = small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="gpu"), {}))
+    fitted, notes = small_cluster().fit(requests.resolve(a_job(), {}, "", flags(partition="gpu"), {}))
     assert (fitted.mem, fitted.time) == ("16000M", 60)
     assert any("default mem=16G lowered to 16000M" in n for n in notes)
     with pytest.raises(SlurmError, match=r"--mem 20G: .*16000 MB"):
-        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="gpu", mem="20G"), {}))
+        small_cluster().fit(requests.resolve(a_job(), {}, "", flags(partition="gpu", mem="20G"), {}))
     with pytest.raises(SlurmError, match=r"--gpus-per-node 4: partition gpu's nodes have at most 2 GPUs"):
-        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="gpu", gpus_per_node=4), {}))
+        small_cluster().fit(requests.resolve(a_job(), {}, "", flags(partition="gpu", gpus_per_node=4), {}))
     with pytest.raises(SlurmError, match=r"--cpus-per-task 6: 2 task\(s\) per node x 6 CPUs"):
-        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(gpus_per_node=2, cpus_per_task=6), {}))
+        small_cluster().fit(requests.resolve(a_job(), {}, "", flags(gpus_per_node=2, cpus_per_task=6), {}))
     with pytest.raises(SlurmError, match=r"--partition nope: no such partition; partitions here: cpu, gpu"):
-        small_cluster().fit(executor.resolve(a_job(), {}, "", flags(partition="nope"), {}))
-    unnamed, _ = small_cluster().fit(executor.resolve(a_job(), {}, "", {}, {}))
+        small_cluster().fit(requests.resolve(a_job(), {}, "", flags(partition="nope"), {}))
+    unnamed, _ = small_cluster().fit(requests.resolve(a_job(), {}, "", {}, {}))
     assert unnamed.partition == "cpu"  # the cluster's default
 
 
 def test_sbatch_rejections_name_the_setting_to_fix():
-    request = executor.resolve(a_job(), {"account": "lab"}, "mine.toml", flags(constraint="a100"), {})
-    err = executor.explain_rejection(
+    request = requests.resolve(a_job(), {"account": "lab"}, "mine.toml", flags(constraint="a100"), {})
+    err = checks.explain_rejection(
         "sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified",
         request, "gan/gan")
     assert "account = 'lab' in mine.toml" in str(err) and "sacctmgr" in str(err)
-    err = executor.explain_rejection("allocation failure: Invalid feature specification", request, "gan/gan")
+    err = checks.explain_rejection("allocation failure: Invalid feature specification", request, "gan/gan")
     assert "--constraint a100" in str(err)
-    err = executor.explain_rejection("allocation failure: Requested node configuration is not available",
+    err = checks.explain_rejection("allocation failure: Requested node configuration is not available",
                                      request, "gan/gan")
     assert "gan/gan's default gpus_per_node=1" in str(err) and "--constraint a100" in str(err)
 
@@ -162,7 +161,7 @@ def test_without_slurm_the_error_suggests_local_or_the_test_cluster(tmp_path, fa
     res = run_launcher("gan/gan", "--outputs", str(tmp_path / "outputs"), "--epochs", "1",
                        env={"PATH": str(bin_dir)})
     assert res.returncode == 2, res.stdout + res.stderr
-    assert "error:" in res.stdout and "--local" in res.stdout and "slurm/cluster/start.sh" in res.stdout
+    assert "error:" in res.stdout and "--local" in res.stdout and "slurm/testcluster/start.sh" in res.stdout
     assert "Traceback" not in res.stdout + res.stderr
     assert not (tmp_path / "outputs").exists()
 
@@ -174,10 +173,10 @@ def test_without_slurm_the_error_suggests_local_or_the_test_cluster(tmp_path, fa
 @pytest.fixture(scope="module")
 def cluster():
     if shutil.which("sbatch") is None:
-        pytest.skip("sbatch not installed (slurm/cluster/install.sh)")
+        pytest.skip("sbatch not installed (slurm/testcluster/install.sh)")
     conf = os.environ.get("SLURM_CONF")
     if not conf or not os.path.isfile(conf):
-        pytest.skip(f"SLURM_CONF={conf or 'unset'}: start the cluster with slurm/cluster/start.sh and export "
+        pytest.skip(f"SLURM_CONF={conf or 'unset'}: start the cluster with slurm/testcluster/start.sh and export "
                     "the line it prints")
     try:
         res = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=10)
@@ -200,14 +199,14 @@ def run(tmp_path, fake_fashion_dir, cluster):
 
     launch.outputs, launch.data_dir = outputs, str(fake_fashion_dir)
     yield launch
-    for path in outputs.glob(f"*/{executor.SLURM_FILE}"):  # leave nothing queued behind a failed test
+    for path in outputs.glob(f"*/{queue.SLURM_FILE}"):  # leave nothing queued behind a failed test
         ids = [i for s in json.loads(path.read_text())["submissions"]
                for i in [*(g["slurm_id"] for g in s["groups"]), (s["report"] or {}).get("slurm_id")] if i]
-        executor.cancel(ids)
+        queue.cancel(ids)
 
 
 def submitted(run_dir: Path) -> dict:
-    return json.loads((run_dir / executor.SLURM_FILE).read_text())["submissions"][-1]
+    return json.loads((run_dir / queue.SLURM_FILE).read_text())["submissions"][-1]
 
 
 def sacct(ids: list[str], fields: str = "State,Start,End") -> dict[str, dict]:
@@ -230,7 +229,7 @@ def wait_until_ended(ids: list[str], timeout: float) -> dict[str, dict]:
         if all(rows.get(i, {}).get("State") in TERMINAL for i in ids):
             return rows
         if time.monotonic() > deadline:
-            executor.cancel(ids)
+            queue.cancel(ids)
             pytest.fail(f"not ended after {timeout:.0f} s: {[(i, rows.get(i, {}).get('State')) for i in ids]}")
         time.sleep(1.0)
 
@@ -271,7 +270,7 @@ def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
         time.sleep(1.0)
     assert report["Start"] >= max(rows[i]["End"] for i in names.values())  # ISO times sort as text
     # Measuring every model takes minutes of CPU; the report's own tests check what it builds.
-    executor.cancel([report_id])
+    queue.cancel([report_id])
 
 
 @pytest.mark.slurm
@@ -369,3 +368,37 @@ def test_each_seed_is_its_own_array_task_with_its_own_folder(run):
         assert json.loads((run.outputs / "seeds" / name / "config.json").read_text())["config"]["seed"] == seed
     status = run_launcher("--status", "seeds", "--outputs", str(run.outputs))
     assert status.returncode == 0 and "gan/gan.seed1" in status.stdout and status.stdout.count("COMPLETED") == 2
+
+
+def test_the_slurm_layer_uses_only_the_public_api_of_submitit():
+    import ast
+
+    private = []
+    for path in sorted((ROOT / "slurm").glob("*.py")) + [ROOT / "jobs" / "runner.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("submitit"):
+                private += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") or ".slurm" in node.module or ".core" in node.module]
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                base = node.value
+                while isinstance(base, ast.Attribute):
+                    base = base.value
+                if isinstance(base, ast.Name) and base.id == "submitit":
+                    private.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+    assert private == []
+
+
+def test_a_train_job_travels_with_its_typed_config_by_reference_to_the_installed_class():
+    import cloudpickle
+
+    import jobs
+    from jobs.runner import TrainJob
+
+    config = jobs.get("gan/wgan_gp").make_config({"gp_weight": "5"})
+    data = cloudpickle.dumps(TrainJob("gan/wgan_gp", config, "/somewhere"))
+    import pickletools
+
+    names = {arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)}
+    assert {type(config).__module__, type(config).__qualname__} <= names  # imported by name on the node
+    assert not any("skeleton_class" in name for name in names)  # not rebuilt from a pickled copy of the class
+    assert cloudpickle.loads(data).config == config

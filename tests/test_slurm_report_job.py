@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from slurm import executor
+from slurm import queue
 from test_slurm_launch import cluster, run, submitted, wait_until_ended  # noqa: F401  (fixtures)
 
 
@@ -28,5 +28,5 @@ def test_jobs_launched_into_a_run_with_queued_jobs_share_one_report_after_all_of
                            timeout=30, check=True).stdout
     dependency = re.search(r"\bDependency=(\S+)", shown)[1]
     assert set(re.findall(r"(\d+)\(", dependency)) == training, dependency
-    assert executor.job_states([new_report]) == {new_report: "PENDING"}
+    assert queue.job_states([new_report]) == {new_report: "PENDING"}
     assert second["report"]["replaces"] == [old_report] and f"replaces {old_report}" in added.stdout, added.stdout

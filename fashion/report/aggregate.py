@@ -6,11 +6,37 @@ ones with the tail of their log, and a missing classifier empties the quality co
 from __future__ import annotations
 
 import collections
+import dataclasses
 from pathlib import Path
 
 from fashion.report import collect, page, stats, summary
 from fashion.report.quality import Quality, Unmeasured
 from fashion.runfolder import REPORT_DIR, JobFolder
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOptions:
+    """The report's settings a cluster profile may give the report job (its ``[report]`` table)."""
+
+    n_samples: int = 10_000
+    "Samples per model for the quality metrics."
+    seed: int = 0
+    classifier: str | None = None
+    "A classify/cnn model.pt to measure with instead of the run's own."
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> "ReportOptions":
+        """Typed options from a ``[report]`` table; ValueError naming an unknown key or a wrong type."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(table) - set(fields))
+        if unknown:
+            raise ValueError(f"[report] in {where}: unknown option(s) {', '.join(unknown)}; "
+                             f"the report takes {', '.join(sorted(fields))}")
+        for key, value in table.items():
+            kind = {"n_samples": int, "seed": int, "classifier": str}[key]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(f"[report] in {where}: {key} = {value!r} should be a TOML {kind.__name__}")
+        return cls(**table)
 
 
 def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, classifier: str | None = None) -> int:

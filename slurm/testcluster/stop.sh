@@ -8,7 +8,7 @@
 # again after the next start.sh).  FASHION_SLURM_STOP_JOBS=kill lets them be
 # killed instead (they end FAILED).  Jobs that cannot be requeued are killed.
 #
-# Usage: slurm/cluster/stop.sh [--wipe] [STATE_DIR]
+# Usage: slurm/testcluster/stop.sh [--wipe] [STATE_DIR]
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
