@@ -1,5 +1,4 @@
 """The launcher's contract: clear errors (exit 2, nothing written), selection, skipping finished work."""
-import dataclasses
 import json
 
 import pytest
@@ -175,7 +174,7 @@ def test_a_seed_resumes_from_its_own_folder_only(fake_fashion_dir, tmp_path):
 
     def train(name, epochs):  # what a SLURM array task runs on the node
         config = tiny(jobs.get(name).make_config(), epochs=epochs)
-        TrainJob(name, dataclasses.asdict(config), str(tmp_path / name))()
+        TrainJob(name, config, str(tmp_path / name))()
 
     train("gan/gan.seed1", 1)
     first = load_checkpoint(tmp_path / "gan/gan.seed1")["history"]

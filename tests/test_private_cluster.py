@@ -24,7 +24,7 @@ import torch
 from conftest import ROOT
 
 pytestmark = pytest.mark.slurm
-CLUSTER_DIR = ROOT / "slurm" / "cluster"
+CLUSTER_DIR = ROOT / "slurm" / "testcluster"
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL"}
 
 # The job function below runs in the SLURM job, which cannot import tests/: ship this module by value.
