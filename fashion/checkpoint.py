@@ -43,7 +43,8 @@ def load_checkpoint(job_dir) -> dict | None:
 
 # Settings that say where things are or what extra pictures to keep: changing them leaves the model and its
 # training untouched, so a resumed job takes the new value.
-NEUTRAL_KEYS = frozenset({"data_dir", "download", "snapshot_every", "snapshot_samples"})
+NEUTRAL_KEYS = frozenset({"data_dir", "photo_dir", "download", "snapshot_every", "snapshot_samples", "eval_samples",
+                          "log_with"})
 
 
 class ChangedSettings(RuntimeError):

@@ -328,3 +328,14 @@ def test_a_signal_stops_a_local_run_and_leaves_it_interrupted(sig, fake_fashion_
     time.sleep(1.0)
     assert not _alive(status["pid"]), "the trainer is still running"
     assert "resume" in output
+
+
+def test_settings_that_leave_training_untouched_or_are_new_since_do_not_block_a_resume():
+    from fashion.checkpoint import changed_settings
+
+    saved = {"lr_g": 2e-4, "data_dir": "/a", "eval_samples": 10000, "log_with": ""}  # an older config: no photo_dir
+    new = {"lr_g": 2e-4, "data_dir": "/b", "eval_samples": 500, "log_with": "tensorboard", "photo_dir": "/p"}
+    refused, accepted = changed_settings(saved, new, epochs_done=1)
+    assert refused == {} and set(accepted) == {"data_dir", "eval_samples", "log_with"}
+    refused, _ = changed_settings(saved, {**new, "lr_g": 1e-3}, epochs_done=1)
+    assert refused == {"lr_g": (2e-4, 1e-3)}
