@@ -6,6 +6,7 @@ A requeued or re-launched job always looks here first; there is no other place a
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import torch
@@ -58,6 +59,8 @@ def changed_settings(saved: dict, new: dict, epochs_done: int) -> tuple[dict, di
     unless a learning-rate schedule spans the epochs (then the schedule would bend half-way). Everything else
     changes the experiment and is refused.
     """
+    # Compared as JSON would store them: config.json turns tuples into lists, and (0.1, 0.2) is [0.1, 0.2].
+    saved, new = (json.loads(json.dumps(config, default=str)) for config in (saved, new))
     refused, accepted = {}, {}
     for key in sorted(set(saved) | set(new)):
         old, value = saved.get(key), new.get(key)

@@ -339,3 +339,12 @@ def test_settings_that_leave_training_untouched_or_are_new_since_do_not_block_a_
     assert refused == {} and set(accepted) == {"data_dir", "eval_samples", "log_with"}
     refused, _ = changed_settings(saved, {**new, "lr_g": 1e-3}, epochs_done=1)
     assert refused == {"lr_g": (2e-4, 1e-3)}
+
+
+def test_a_tuple_setting_read_back_from_config_json_as_a_list_is_no_change():
+    from fashion.checkpoint import changed_settings
+
+    config = dataclasses.asdict(jobs.get("classify/cnn").make_config())
+    saved = json.loads(json.dumps(config))  # what the launcher reads from config.json
+    assert isinstance(config["fgsm_epsilons"], tuple) and isinstance(saved["fgsm_epsilons"], list)
+    assert changed_settings(saved, config, epochs_done=1) == ({}, {})
