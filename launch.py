@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, timeout) stops the launcher like Ctrl-C: jobs it runs are stopped and marked, not orphaned.
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+    if in_main:  # started in the background (`cmd &` in a script) SIGINT is ignored, and so it would be in the
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # job processes, which stop on SIGINT
     try:
         return dispatch(args)
     except KeyboardInterrupt:

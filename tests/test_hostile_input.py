@@ -302,13 +302,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_a_local_run_and_leaves_it_interrupted(sig, fake_fashion_dir, tmp_path):
+def _ignore_sigint():  # what a shell does to `cmd &` in a script
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sig, background", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)],
+                         ids=["SIGTERM", "SIGINT", "SIGTERM-started-in-background"])
+def test_a_signal_stops_a_local_run_and_leaves_it_interrupted(sig, background, fake_fashion_dir, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "launch.py", "gan/gan", "--local", "--outputs", str(out), "--run", "r",
-                             "--epochs", "500", "--batch-size", "16", "--set", "cpu=true", "--set", "snapshot_every=0"],
+                             "--epochs", "500", "--batch-size", "16", "--set", "cpu=true", "--set", "snapshot_every=0",
+                             "--no-aggregate"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"}, preexec_fn=_ignore_sigint if background else None)
     folder = out / "r" / "gan" / "gan"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
