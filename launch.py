@@ -383,21 +383,13 @@ def resume_check(folder: Path, config, status: dict) -> tuple[str, int]:
 def move_aside(names: list[str], out: Path) -> None:
     """--force: each job's previous folder goes to RUN/.replaced/, never deleted."""
     for name in names:
-        folder = out / name
+        folder = runfolder.job_dir(out, name)
         if not folder.exists():
             continue
         trash = out / ".replaced" / f"{name.replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
         trash.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(folder), str(trash))
         console.print(f"[yellow]{name}: previous results moved to {trash}[/]", highlight=False)
-
-
-def skip_finished(selected: list[jobs.Job], out: Path, force: bool) -> list[jobs.Job]:
-    """Never spend GPU hours twice: completed jobs are skipped unless --force moves them aside."""
-    configs = {job.name: job.make_config() for job in selected}
-    todo, replace = plan(selected, configs, out, force)
-    move_aside(replace, out)
-    return todo
 
 
 def check_writable(out: Path) -> None:

@@ -58,12 +58,19 @@ def test_a_job_missing_its_own_data_is_skipped_locally_with_the_reason(tmp_path,
     assert not (tmp_path / "default" / "vae").exists()
 
 
+def skip_finished(selected, out, force):
+    """What a launch keeps of ``selected``, with --force's old folders moved aside as the launcher does."""
+    todo, replace = launch.plan(selected, {job.name: job.make_config() for job in selected}, out, force)
+    launch.move_aside(replace, out)
+    return todo
+
+
 def test_completed_jobs_are_skipped_unless_forced(tmp_path, capsys):
     done = tmp_path / "r" / "gan" / "gan"
     artifacts.write_status(done, "completed", epoch=50)
     artifacts.write_text(done / "metrics.json", "{}")
-    assert launch.skip_finished([jobs.get("gan/gan")], tmp_path / "r", force=False) == []
-    assert launch.skip_finished([jobs.get("gan/gan")], tmp_path / "r", force=True) == [jobs.get("gan/gan")]
+    assert skip_finished([jobs.get("gan/gan")], tmp_path / "r", force=False) == []
+    assert skip_finished([jobs.get("gan/gan")], tmp_path / "r", force=True) == [jobs.get("gan/gan")]
     moved = list((tmp_path / "r" / ".replaced").iterdir())
     assert len(moved) == 1 and (moved[0] / "metrics.json").exists()  # set aside, not destroyed
 
@@ -155,7 +162,7 @@ def test_list_with_seeds_shows_the_expanded_names(capsys):
 def test_completed_seeds_are_skipped_each_on_its_own(tmp_path):
     for name in ("gan/gan", "gan/gan.seed2"):
         artifacts.write_status(tmp_path / "r" / name, "completed", epoch=50)
-    todo = launch.skip_finished(jobs.select(["gan/gan"], [0, 1, 2]), tmp_path / "r", force=False)
+    todo = skip_finished(jobs.select(["gan/gan"], [0, 1, 2]), tmp_path / "r", force=False)
     assert [j.name for j in todo] == ["gan/gan.seed1"]
 
 
