@@ -6,6 +6,9 @@
   step      the bare training step (Task.train_step on batches already on the device)
   loop      fit's epoch loop (fashion.training.train_epoch: seeded batches, status ticks, loss summary)
   fast      a CUDA fast path where one exists (none on the CPU)
+  job       a whole short job: ``fit`` for one epoch of ``--job-steps`` steps on the real data, timed from
+            the call to its return (data loading, networks, per-epoch and final pictures, snapshot,
+            checkpoint, GIF and generator file included; the interpreter's and torch's import excluded)
 
     python benchmarks/throughput.py                              # all ten GANs
     python benchmarks/throughput.py --gans gan,wgan_gp --steps 40 --precision bf16
@@ -29,7 +32,7 @@ from fashion.data import DataError, Dataset, Split, find_data_dir, load_fashion
 from fashion.gans import REGISTRY
 from fashion.training import Noise, Writer, _StatusTicker, make_accelerator, prepare_task, train_epoch
 
-MODES = ("baseline", "step", "loop", "fast")
+MODES = ("baseline", "step", "loop", "fast", "job")
 
 
 def synthetic(n: int = 4096) -> Dataset:
@@ -83,6 +86,21 @@ def time_loop(name, data, args) -> float:
         seconds = time.perf_counter() - t0
         writer.close()
     return args.steps * config.batch_size / seconds
+
+
+def time_job(name, args) -> float | None:
+    """A whole job as ``--local`` runs it (one epoch of ``job_steps`` steps), start to finish."""
+    from fashion.training import fit
+
+    if not args.job_steps:
+        return None
+    config = dataclasses.replace(jobs.get(f"gan/{name}").make_config(), batch_size=args.batch_size,
+                                 precision=args.precision, cpu=args.cpu, epochs=1, limit_batches=args.job_steps)
+    with tempfile.TemporaryDirectory(prefix="throughput-job-") as tmp:
+        t0 = time.perf_counter()
+        fit(REGISTRY[name], config, Path(tmp) / name, f"gan/{name}")
+        seconds = time.perf_counter() - t0
+    return args.job_steps * config.batch_size / seconds
 
 
 def time_baseline(name, data_dir, args) -> float:
@@ -156,7 +174,8 @@ def FashionMNISTLike(transform):
 def measure(name: str, data: Dataset, data_dir, args) -> dict:
     # No CUDA fast path (graph capture / torch.compile) exists yet: "fast" stays empty until one does.
     return {"model": name, "baseline": time_baseline(name, data_dir, args), "step": time_step(name, data, args),
-            "loop": time_loop(name, data, args), "fast": None}
+            "loop": time_loop(name, data, args), "fast": None,
+            "job": time_job(name, args) if data_dir is not None else None}
 
 
 def main(argv=None) -> int:
@@ -168,6 +187,8 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="no", choices=("no", "bf16", "fp16"))
     p.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is present")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_argument("--job-steps", type=int, default=300,
+                   help="steps of the whole-job mode (one epoch, Fashion-MNIST only; 0: skip it)")
     p.add_argument("--json", action="store_true", help="also print one JSON line per model")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.gans.split(",") if n.strip()]
@@ -199,13 +220,16 @@ def main(argv=None) -> int:
         for mode in MODES[1:]:
             v = r[mode]
             cells.append(f"{v:.0f} ({v / r['baseline']:.2f}x)" if v else
-                         "n/a (no CUDA)" if not cuda else "n/a (not built yet)")
+                         ("n/a (no CUDA)" if not cuda else "n/a (not built yet)") if mode == "fast" else
+                         "n/a (needs Fashion-MNIST)" if data_dir is None else "skipped")
         table.add_row(name, *cells)
         if args.json:
             print(json.dumps({**r, "device": device, "precision": args.precision, "batch": args.batch_size}))
     Console().print(table)
-    loop_vs_step = [r["loop"] / r["step"] for r in rows]
-    Console().print(f"loop / step: {', '.join(f'{v:.3f}' for v in loop_vs_step)}")
+    for mode in ("loop", "job"):
+        ratios = [f"{r['model']} {r[mode] / r['step']:.3f}" for r in rows if r[mode]]
+        if ratios:
+            Console().print(f"{mode} / step: {', '.join(ratios)}")
     return 0
 
 
