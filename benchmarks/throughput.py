@@ -88,19 +88,20 @@ def time_loop(name, data, args) -> float:
     return args.steps * config.batch_size / seconds
 
 
-def time_job(name, args) -> float | None:
-    """A whole job as ``--local`` runs it (one epoch of ``job_steps`` steps), start to finish."""
+def time_job(name, args) -> tuple[float | None, float | None]:
+    """A whole job as ``--local`` runs it (one epoch of ``job_steps`` steps), start to finish: images/s,
+    and the seconds spent outside the epoch loop (start-up, pictures, evaluation samples, files)."""
     from fashion.training import fit
 
     if not args.job_steps:
-        return None
+        return None, None
     config = dataclasses.replace(jobs.get(f"gan/{name}").make_config(), batch_size=args.batch_size,
                                  precision=args.precision, cpu=args.cpu, epochs=1, limit_batches=args.job_steps)
     with tempfile.TemporaryDirectory(prefix="throughput-job-") as tmp:
         t0 = time.perf_counter()
-        fit(REGISTRY[name], config, Path(tmp) / name, f"gan/{name}")
+        metrics = fit(REGISTRY[name], config, Path(tmp) / name, f"gan/{name}")
         seconds = time.perf_counter() - t0
-    return args.job_steps * config.batch_size / seconds
+    return args.job_steps * config.batch_size / seconds, seconds - metrics["seconds_per_epoch"] * metrics["epochs"]
 
 
 def time_baseline(name, data_dir, args) -> float:
@@ -173,9 +174,9 @@ def FashionMNISTLike(transform):
 
 def measure(name: str, data: Dataset, data_dir, args) -> dict:
     # No CUDA fast path (graph capture / torch.compile) exists yet: "fast" stays empty until one does.
+    job, outside = time_job(name, args) if data_dir is not None else (None, None)
     return {"model": name, "baseline": time_baseline(name, data_dir, args), "step": time_step(name, data, args),
-            "loop": time_loop(name, data, args), "fast": None,
-            "job": time_job(name, args) if data_dir is not None else None}
+            "loop": time_loop(name, data, args), "fast": None, "job": job, "job_outside_loop_s": outside}
 
 
 def main(argv=None) -> int:
@@ -230,6 +231,9 @@ def main(argv=None) -> int:
         ratios = [f"{r['model']} {r[mode] / r['step']:.3f}" for r in rows if r[mode]]
         if ratios:
             Console().print(f"{mode} / step: {', '.join(ratios)}")
+    outside = [f"{r['model']} {r['job_outside_loop_s']:.1f}" for r in rows if r["job"]]
+    if outside:
+        Console().print(f"job seconds outside the epoch loop: {', '.join(outside)}")
     return 0
 
 

@@ -22,6 +22,7 @@ def test_every_mode_gives_a_figure_and_the_job_mode_runs_a_whole_job(fake_fashio
         for mode in ("baseline", "step", "loop", "job"):
             assert r[mode] > 0, (r["model"], mode)
         assert r["fast"] is None  # no CUDA fast path on the CPU
+        assert r["job_outside_loop_s"] > 0
     assert "job / step: gan" in out and "loop / step: gan" in out
 
 
