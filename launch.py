@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exclude")
     s.add_argument("--array-parallelism", type=int, help="max jobs of one array running at once")
     s.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
-    s.add_argument("--no-aggregate", action="store_true", help="do not submit the report job")
+    s.add_argument("--no-aggregate", action="store_true",
+                   help="no report: no report job on SLURM, no report after --local (and no classifier added)")
     return p
 
 
@@ -208,7 +209,14 @@ def dispatch(args) -> int:
         from jobs.local import run_local
 
         move_aside(replace, out)
-        return run_local(selected, configs, out, tasks_per_node=args.nproc, pack=args.pack)
+        code = run_local(selected, configs, out, tasks_per_node=args.nproc, pack=args.pack)
+        if args.no_aggregate:
+            return code
+        # As on SLURM (the report job runs afterany): the report follows the jobs whatever their outcome.
+        from fashion.report import aggregate
+
+        console.print(f"building the report of {out} (--no-aggregate skips it) ...", highlight=False)
+        return aggregate(out, console=console, classifier=args.classifier) or code
     from slurm.submit import SlurmError, launch
 
     try:  # everything is checked with SLURM first; old results move aside only just before submitting
