@@ -11,22 +11,20 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import shutil
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 import jobs
-from fashion import artifacts, runfolder
-from fashion.checkpoint import CHECKPOINT, ChangedSettings, changed_settings, refusal
+from fashion import artifacts
+from fashion.checkpoint import ChangedSettings
 from fashion.data import DataError
 from fashion.training import ConfigError
+from jobs import preflight
 
 console = Console()
 DEFAULT_JOB = "gan/gan"
@@ -126,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]stopped by a signal[/]: interrupted jobs resume when the same command is run again",
                       highlight=False)
         return 130
-    except (LaunchError, ConfigError, DataError, KeyError, ChangedSettings, artifacts.JobBusy,
+    except (LaunchError, preflight.Refused, ConfigError, DataError, KeyError, ChangedSettings, artifacts.JobBusy,
             artifacts.WriteError) as err:
         message = err.args[0] if isinstance(err, KeyError) else str(err)
         console.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -186,29 +184,31 @@ def dispatch(args) -> int:
 
         return dry_run(selected, configs, outputs / DRY_RUN_DIR / args.run)
     out = run_dir(outputs, args.run)
-    selected, unavailable = set_aside_unavailable(selected, configs)
+    selected, unavailable = preflight.set_aside_unavailable(selected, configs)
     if not selected:
         console.print("nothing to run: every selected job was skipped")
         return 1
-    selected, replace = plan(selected, configs, out, args.force)
+    selected, replace = preflight.decide(selected, configs, out, args.force)
     if not args.no_aggregate:  # the jobs about to train need the classifier's features for the report
         _, note = jobs.with_feature_classifier(selected, out, args.classifier)
         if note:
             added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
             configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
                                                      if k in added.config_class.__dataclass_fields__})
-            todo, also_replace = plan([added], configs, out, force=False)
+            todo, also_replace = preflight.decide([added], configs, out, force=False)
             if todo:
                 console.print(f"[yellow]{note}[/]", highlight=False)
                 selected, replace = selected + todo, replace + also_replace
     if not selected:
         console.print(f"nothing to run in {out}: every selected job completed or was set aside")
         return 0
-    check_before_start(selected, configs, args)
+    preflight.check_before_start(selected, configs, out, local=args.local, nproc=args.nproc, pack=args.pack,
+                                 gpus_per_node=args.gpus_per_node, nodes=args.nodes,
+                                 data_check=not args.no_data_check)
     if args.local:
         from jobs.local import run_local
 
-        move_aside(replace, out)
+        preflight.move_aside(replace, out)
         code = run_local(selected, configs, out, tasks_per_node=args.nproc, pack=args.pack)
         if args.no_aggregate:
             return code
@@ -221,7 +221,7 @@ def dispatch(args) -> int:
 
     try:  # everything is checked with SLURM first; old results move aside only just before submitting
         return launch(selected, configs, out, slurm_flags(args), console=console, skipped=unavailable,
-                      before_submit=lambda: move_aside(replace, out))
+                      before_submit=lambda: preflight.move_aside(replace, out))
     except SlurmError as err:
         raise LaunchError(str(err)) from None
 
@@ -311,145 +311,6 @@ def check_other_job_settings(selected: list[jobs.Job], args) -> None:
         target = head.rpartition(":")[0] if ":" in head else ""
         if target and target in jobs.CATALOGUE and target not in chosen:
             jobs.get(target).make_config(overrides_for(jobs.get(target), args))
-
-
-def set_aside_unavailable(selected: list[jobs.Job], configs: dict) -> tuple[list[jobs.Job], dict[str, str]]:
-    """Jobs that cannot run with their config (e.g. vae/product-cond without its photos) are skipped,
-    saying why, so ``--all`` runs everything else."""
-    todo, skipped = [], {}
-    for job in selected:
-        reason = job.unavailable(configs[job.name]) if job.unavailable else None
-        if reason:
-            skipped[job.name] = reason
-            console.print(f"[yellow]{job.name}: skipped, {reason}[/]", highlight=False)
-        else:
-            todo.append(job)
-    return todo, skipped
-
-
-def plan(selected: list[jobs.Job], configs: dict, out: Path, force: bool) -> tuple[list[jobs.Job], list[str]]:
-    """Decide each job's fate before anything is written: (jobs to run, jobs whose old folder moves aside).
-
-    A completed job is skipped, or continued when --epochs is raised; a partial job resumes only with the
-    settings it was trained with; a corrupt one is skipped; --force starts any of them afresh. A job another
-    live process is training, or one resumed with changed settings, refuses the whole launch (exit 2).
-    """
-    todo, replace, refused = [], [], []
-    for job in selected:
-        folder = runfolder.job_dir(out, job.name)
-        try:
-            artifacts.check_free(folder)
-        except artifacts.JobBusy as err:
-            refused.append(f"{job.name}: {err}")
-            continue
-        status = artifacts.read_status(folder)
-        state = status.get("state")
-        has_results = (folder / CHECKPOINT).exists() or state in ("completed", "corrupt")
-        if force and has_results:
-            replace.append(job.name)
-            todo.append(job)
-            continue
-        if state == "corrupt":
-            console.print(f"[red]{job.name}: corrupt, skipped: {status['error']}; --force starts it afresh "
-                          "(the folder moves to .replaced/)[/]", highlight=False)
-            continue
-        config = configs[job.name]
-        if state == "completed":  # asking a finished job for fewer epochs is not a change: it is skipped
-            config = dataclasses.replace(config, epochs=max(config.epochs, int(status.get("epoch") or 0)))
-        problem, done = resume_check(folder, config, status)
-        if problem:
-            refused.append(f"{job.name}: {problem}")
-            continue
-        if state == "completed":
-            if configs[job.name].epochs <= done:
-                console.print(f"[dim]{job.name}: already completed ({done} epochs) in {folder}, skipped "
-                              f"(a larger --epochs trains it on; --force retrains it)[/]", highlight=False)
-                continue
-            console.print(f"{job.name}: completed {done} epochs; training on to {configs[job.name].epochs}",
-                          highlight=False)
-        todo.append(job)
-    if refused:
-        raise LaunchError("nothing was started:\n  " + "\n  ".join(refused))
-    return todo, replace
-
-
-def resume_check(folder: Path, config, status: dict) -> tuple[str, int]:
-    """(why resuming this folder with ``config`` is refused or "", epochs it has trained), from config.json."""
-    done = int(status.get("epoch") or 0) if isinstance(status.get("epoch"), (int, float)) else 0
-    if not (folder / CHECKPOINT).exists():
-        return "", done
-    try:
-        saved = (artifacts.read_json(folder / "config.json", {}) or {}).get("config")
-    except ValueError as err:
-        return f"{err}", done
-    if not saved:
-        return "", done
-    refused, _ = changed_settings(saved, dataclasses.asdict(config), done)
-    return (refusal(folder, refused, done) if refused else ""), done
-
-
-def move_aside(names: list[str], out: Path) -> None:
-    """--force: each job's previous folder goes to RUN/.replaced/, never deleted."""
-    for name in names:
-        folder = runfolder.job_dir(out, name)
-        if not folder.exists():
-            continue
-        trash = out / ".replaced" / f"{name.replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        trash.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(folder), str(trash))
-        console.print(f"[yellow]{name}: previous results moved to {trash}[/]", highlight=False)
-
-
-def check_writable(out: Path) -> None:
-    """A file can be made where the run goes (tried in its nearest existing folder, which it leaves as it was)."""
-    import tempfile
-
-    folder = out
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise LaunchError(f"cannot write {out}: {err.strerror or err} in {folder}; choose another --outputs or "
-                          "fix its permissions") from None
-
-
-def check_before_start(selected: list[jobs.Job], configs: dict, args) -> None:
-    """What would only fail once a job runs, checked now: DDP batch splits and the data itself."""
-    if args.pack < 1:
-        raise LaunchError(f"--pack {args.pack}: must be at least 1 (jobs trained at once in one allocation)")
-    if args.pack > 1 and (args.nproc > 1 or (args.gpus_per_node or 0) > 1 or (args.nodes or 1) > 1):
-        raise LaunchError(f"--pack {args.pack}: only jobs of one process, one GPU and one node share an "
-                          "allocation; drop --pack, or --nproc/--gpus-per-node/--nodes")
-    if args.local:
-        if args.nproc < 1:
-            raise LaunchError(f"--nproc {args.nproc}: must be at least 1")
-        uneven = [j.name for j in selected if configs[j.name].batch_size % args.nproc]
-        if uneven:
-            batch = configs[uneven[0]].batch_size
-            raise LaunchError(f"{', '.join(uneven)}: batch_size {batch} is global and must split evenly over "
-                              f"--nproc {args.nproc} processes; use --batch-size "
-                              f"{-(-batch // args.nproc) * args.nproc} or another --nproc")
-    check_writable(Path(args.outputs) / args.run)
-    if getattr(args, "no_data_check", False):
-        return
-    seen: dict[tuple, str] = {}
-    for job in selected:
-        config = configs[job.name]
-        key = (job.task.load_data, config.data_dir, config.download)
-        if key not in seen:
-            try:
-                job.task.load_data(config)
-                seen[key] = ""
-            except DataError as err:
-                seen[key] = str(err)
-            except OSError as err:
-                seen[key] = f"{getattr(err, 'filename', '') or config.data_dir}: cannot be read ({err.strerror or err})"
-        if seen[key]:
-            hint = " (--no-data-check skips this check for a path that exists only on the cluster)" \
-                if not args.local else ""
-            raise LaunchError(f"{job.name}: {seen[key]}{hint}")
 
 
 def print_catalogue(verbose: bool, seeds: list[int] | None = None, patterns: list[str] = ()) -> int:

@@ -6,6 +6,7 @@ import pytest
 import jobs
 import launch
 from fashion import artifacts
+from jobs import preflight
 
 
 def run(capsys, *argv):
@@ -60,8 +61,8 @@ def test_a_job_missing_its_own_data_is_skipped_locally_with_the_reason(tmp_path,
 
 def skip_finished(selected, out, force):
     """What a launch keeps of ``selected``, with --force's old folders moved aside as the launcher does."""
-    todo, replace = launch.plan(selected, {job.name: job.make_config() for job in selected}, out, force)
-    launch.move_aside(replace, out)
+    todo, replace = preflight.decide(selected, {job.name: job.make_config() for job in selected}, out, force)
+    preflight.move_aside(replace, out)
     return todo
 
 

@@ -1,0 +1,166 @@
+"""Before anything starts: each selected job's fate in its run folder (run, resume, train on, skip, set
+aside, start afresh) and the checks that would otherwise fail only once a job runs.
+
+The launcher calls these in order; nothing here submits, trains or writes except :func:`move_aside`, which
+runs last, once every check has passed (for SLURM: just before ``sbatch``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from fashion import artifacts, runfolder
+from fashion.checkpoint import CHECKPOINT, changed_settings, refusal
+from fashion.data import DataError
+from jobs.catalogue import Job
+
+console = Console()
+
+
+class Refused(RuntimeError):
+    """The launch is refused before anything started (a busy or changed job, unreadable data...): exit 2."""
+
+
+def set_aside_unavailable(selected: list[Job], configs: dict) -> tuple[list[Job], dict[str, str]]:
+    """Jobs that cannot run with their config (e.g. vae/product-cond without its photos) are skipped,
+    saying why, so ``--all`` runs everything else."""
+    todo, skipped = [], {}
+    for job in selected:
+        reason = job.unavailable(configs[job.name]) if job.unavailable else None
+        if reason:
+            skipped[job.name] = reason
+            console.print(f"[yellow]{job.name}: skipped, {reason}[/]", highlight=False)
+        else:
+            todo.append(job)
+    return todo, skipped
+
+
+def decide(selected: list[Job], configs: dict, out: Path, force: bool) -> tuple[list[Job], list[str]]:
+    """Each job's fate, decided before anything is written: (jobs to run, jobs whose old folder moves aside).
+
+    A completed job is skipped, or continued when --epochs is raised; a partial job resumes only with the
+    settings it was trained with; a corrupt one is skipped; --force starts any of them afresh. A job another
+    live process is training, or one resumed with changed settings, refuses the whole launch (exit 2).
+    """
+    todo, replace, refused = [], [], []
+    for job in selected:
+        folder = runfolder.job_dir(out, job.name)
+        try:
+            artifacts.check_free(folder)
+        except artifacts.JobBusy as err:
+            refused.append(f"{job.name}: {err}")
+            continue
+        status = artifacts.read_status(folder)
+        state = status.get("state")
+        has_results = (folder / CHECKPOINT).exists() or state in ("completed", "corrupt")
+        if force and has_results:
+            replace.append(job.name)
+            todo.append(job)
+            continue
+        if state == "corrupt":
+            console.print(f"[red]{job.name}: corrupt, skipped: {status['error']}; --force starts it afresh "
+                          "(the folder moves to .replaced/)[/]", highlight=False)
+            continue
+        config = configs[job.name]
+        if state == "completed":  # asking a finished job for fewer epochs is not a change: it is skipped
+            config = dataclasses.replace(config, epochs=max(config.epochs, int(status.get("epoch") or 0)))
+        problem, done = resume_check(folder, config, status)
+        if problem:
+            refused.append(f"{job.name}: {problem}")
+            continue
+        if state == "completed":
+            if configs[job.name].epochs <= done:
+                console.print(f"[dim]{job.name}: already completed ({done} epochs) in {folder}, skipped "
+                              f"(a larger --epochs trains it on; --force retrains it)[/]", highlight=False)
+                continue
+            console.print(f"{job.name}: completed {done} epochs; training on to {configs[job.name].epochs}",
+                          highlight=False)
+        todo.append(job)
+    if refused:
+        raise Refused("nothing was started:\n  " + "\n  ".join(refused))
+    return todo, replace
+
+
+def resume_check(folder: Path, config, status: dict) -> tuple[str, int]:
+    """(why resuming this folder with ``config`` is refused or "", epochs it has trained), from config.json."""
+    done = int(status.get("epoch") or 0) if isinstance(status.get("epoch"), (int, float)) else 0
+    if not (folder / CHECKPOINT).exists():
+        return "", done
+    try:
+        saved = (artifacts.read_json(folder / "config.json", {}) or {}).get("config")
+    except ValueError as err:
+        return f"{err}", done
+    if not saved:
+        return "", done
+    refused, _ = changed_settings(saved, dataclasses.asdict(config), done)
+    return (refusal(folder, refused, done) if refused else ""), done
+
+
+def move_aside(names: list[str], out: Path) -> None:
+    """--force: each job's previous folder goes to RUN/.replaced/, never deleted."""
+    for name in names:
+        folder = runfolder.job_dir(out, name)
+        if not folder.exists():
+            continue
+        trash = out / ".replaced" / f"{name.replace('/', '__')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(trash))
+        console.print(f"[yellow]{name}: previous results moved to {trash}[/]", highlight=False)
+
+
+def check_writable(out: Path) -> None:
+    """A file can be made where the run goes (tried in its nearest existing folder, which it leaves as it was)."""
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise Refused(f"cannot write {out}: {err.strerror or err} in {folder}; choose another --outputs or "
+                      "fix its permissions") from None
+
+
+def check_before_start(selected: list[Job], configs: dict, out: Path, *, local: bool, nproc: int = 1,
+                       pack: int = 1, gpus_per_node: int | None = None, nodes: int | None = None,
+                       data_check: bool = True) -> None:
+    """What would only fail once a job runs, checked now: packing, DDP batch splits, the outputs folder
+    and the data itself."""
+    if pack < 1:
+        raise Refused(f"--pack {pack}: must be at least 1 (jobs trained at once in one allocation)")
+    if pack > 1 and (nproc > 1 or (gpus_per_node or 0) > 1 or (nodes or 1) > 1):
+        raise Refused(f"--pack {pack}: only jobs of one process, one GPU and one node share an "
+                      "allocation; drop --pack, or --nproc/--gpus-per-node/--nodes")
+    if local:
+        if nproc < 1:
+            raise Refused(f"--nproc {nproc}: must be at least 1")
+        uneven = [j.name for j in selected if configs[j.name].batch_size % nproc]
+        if uneven:
+            batch = configs[uneven[0]].batch_size
+            raise Refused(f"{', '.join(uneven)}: batch_size {batch} is global and must split evenly over "
+                          f"--nproc {nproc} processes; use --batch-size "
+                          f"{-(-batch // nproc) * nproc} or another --nproc")
+    check_writable(out)
+    if not data_check:
+        return
+    seen: dict[tuple, str] = {}
+    for job in selected:
+        config = configs[job.name]
+        key = (job.task.load_data, config.data_dir, config.download)
+        if key not in seen:
+            try:
+                job.task.load_data(config)
+                seen[key] = ""
+            except DataError as err:
+                seen[key] = str(err)
+            except OSError as err:
+                seen[key] = f"{getattr(err, 'filename', '') or config.data_dir}: cannot be read ({err.strerror or err})"
+        if seen[key]:
+            hint = " (--no-data-check skips this check for a path that exists only on the cluster)" \
+                if not local else ""
+            raise Refused(f"{job.name}: {seen[key]}{hint}")
