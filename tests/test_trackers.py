@@ -6,7 +6,8 @@ import pytest
 import jobs
 from conftest import tiny
 from fashion.gans import REGISTRY
-from fashion.training import TRACKER_DIR, ConfigError, fit
+from fashion.trackers import TRACKER_DIR
+from fashion.training import ConfigError, fit
 
 
 def event_files(job_dir):
