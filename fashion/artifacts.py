@@ -113,11 +113,14 @@ def save_grid(images: torch.Tensor, path, nrow: int = 10, value_range=(-1.0, 1.0
 
 
 def save_figure(fig, path, dpi: int = 110) -> Path:
-    import matplotlib.pyplot as plt
-
+    """The figure as a PNG, written atomically. A pyplot figure is closed; a bare Figure (no pyplot, as on the
+    trainer's writer thread) needs no closing, and saving it never imports pyplot."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    if fig.canvas.manager is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return write_bytes(path, buf.getvalue())
 
 
@@ -197,9 +200,7 @@ def plot_losses(step_rows: list[dict], epoch_rows: list[dict], path, title: str 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)
 
 
 def write_status(job_dir, state: str, **fields) -> Path:
