@@ -1,4 +1,4 @@
-"""Experiment trackers (``--log-with``) for the training loop, through accelerate's tracker API."""
+"""Experiment trackers (``--log-with``): which names are valid, and logging through accelerate's tracker API."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +10,27 @@ if TYPE_CHECKING:
     from fashion.training import TrainConfig, Writer
 
 TRACKER_DIR = "trackers"
+# accelerate's tracker name -> the PyPI package that provides it
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
+                    "comet_ml": "comet-ml", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab",
+                    "trackio": "trackio"}
+
+
+def tracker_problem(names: list[str]) -> str | None:
+    """Why ``log_with`` cannot be used (an unknown name, a package not installed), else None; the config's
+    validation raises it, so the launcher refuses it before anything starts."""
+    if not names:
+        return None
+    from accelerate.tracking import get_available_trackers
+
+    available = {str(t) for t in get_available_trackers()}
+    for name in names:
+        if name not in TRACKER_PACKAGES:
+            return f"log_with={name!r}: choose from {', '.join(TRACKER_PACKAGES)}"
+        if name not in available:
+            return (f"log_with={name!r}: the {TRACKER_PACKAGES[name]} package is not installed; "
+                    f"pip install {TRACKER_PACKAGES[name]}")
+    return None
 
 
 class Trackers:

@@ -24,15 +24,11 @@ from torch import nn
 from fashion import artifacts, runfolder
 from fashion.checkpoint import ChangedSettings, changed_settings, load_checkpoint, refusal, save_checkpoint
 from fashion.data import CLASSES, Dataset, epoch_batches, load_fashion
-from fashion.trackers import Trackers
+from fashion.trackers import Trackers, tracker_problem
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 SNAPSHOT_SEED, EVAL_SEED = 777, 919
 PLOT_EVERY_S = 60.0
-# accelerate's tracker name -> the PyPI package that provides it
-TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim",
-                    "comet_ml": "comet-ml", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab",
-                    "trackio": "trackio"}
 
 
 class ConfigError(ValueError):
@@ -90,25 +86,11 @@ class TrainConfig:
         for name in ("limit_batches", "train_subset", "test_subset", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be 0 (off) or positive")
-        check_trackers(self.trackers())
+        if problem := tracker_problem(self.trackers()):
+            raise ConfigError(problem)
 
     def trackers(self) -> list[str]:
         return [t.strip() for t in self.log_with.split(",") if t.strip()]
-
-
-def check_trackers(names: list[str]) -> None:
-    """Unknown tracker names and trackers whose package is missing are config errors, caught at launch."""
-    if not names:
-        return
-    from accelerate.tracking import get_available_trackers
-
-    available = {str(t) for t in get_available_trackers()}
-    for name in names:
-        if name not in TRACKER_PACKAGES:
-            raise ConfigError(f"log_with={name!r}: choose from {', '.join(TRACKER_PACKAGES)}")
-        if name not in available:
-            raise ConfigError(f"log_with={name!r}: the {TRACKER_PACKAGES[name]} package is not installed; "
-                              f"pip install {TRACKER_PACKAGES[name]}")
 
 
 class Noise:
