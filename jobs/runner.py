@@ -142,9 +142,14 @@ def _run_member(member: TrainJob, threads: int) -> None:
     member()
 
 
-def _allocated_cpus() -> int:
+def _slurm_cpus() -> int | None:
+    """The CPUs SLURM gave this task, if it said."""
     cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    return int(cpus) if cpus.isdigit() and int(cpus) > 0 else (os.cpu_count() or 1)
+    return int(cpus) if cpus.isdigit() and int(cpus) > 0 else None
+
+
+def _allocated_cpus() -> int:
+    return _slurm_cpus() or os.cpu_count() or 1
 
 
 class AggregateJob(submitit.helpers.Checkpointable):
@@ -205,11 +210,11 @@ def rendezvous_address(node: str) -> str:
 def _use_allocated_cpus() -> None:
     """One intra-op thread per CPU SLURM gave this task. Without it torch starts a thread per core of the
     node, and several jobs (or DDP ranks) sharing a node oversubscribe it many times over."""
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if cpus.isdigit() and int(cpus) > 0:
+    cpus = _slurm_cpus()
+    if cpus:
         import torch
 
-        torch.set_num_threads(int(cpus))
+        torch.set_num_threads(cpus)
         # accelerate resets the threads of CPU DDP ranks to cores / ranks on this node unless this is set
-        os.environ.setdefault("OMP_NUM_THREADS", cpus)
+        os.environ.setdefault("OMP_NUM_THREADS", str(cpus))
 
