@@ -30,7 +30,7 @@ import torch
 import jobs
 from fashion.data import DataError, Dataset, Split, find_data_dir, load_fashion
 from fashion.gans import REGISTRY
-from fashion.training import Noise, Writer, _StatusTicker, make_accelerator, prepare_task, train_epoch
+from fashion.training import Noise, Writer, _StatusTicker, fit, make_accelerator, prepare_task, train_epoch
 
 MODES = ("baseline", "step", "loop", "fast", "job")
 
@@ -40,9 +40,14 @@ def synthetic(n: int = 4096) -> Dataset:
     return Dataset(Split(images, torch.randint(0, 10, (n,))), Split(images[:512], torch.randint(0, 10, (512,))))
 
 
+def bench_config(name: str, args, **changes):
+    """The catalogue job's config at the benchmark's batch size, precision and device."""
+    return dataclasses.replace(jobs.get(f"gan/{name}").make_config(), batch_size=args.batch_size,
+                               precision=args.precision, cpu=args.cpu, **changes)
+
+
 def build(name: str, data: Dataset, args):
-    config = dataclasses.replace(jobs.get(f"gan/{name}").make_config(), batch_size=args.batch_size,
-                                 precision=args.precision, cpu=args.cpu, limit_batches=args.steps)
+    config = bench_config(name, args, limit_batches=args.steps)
     acc = make_accelerator(config, REGISTRY[name].auto_precision)
     data = Dataset(data.train.to(acc.device), data.test.to(acc.device))
     return config, acc, prepare_task(REGISTRY[name](config, acc, data), acc)
@@ -82,7 +87,7 @@ def time_loop(name, data, args) -> float:
         train_epoch(task, dataclasses.replace(config, limit_batches=args.warmup), 0, tick)
         _sync(acc.device)
         t0 = time.perf_counter()
-        row, _ = train_epoch(task, config, 1, tick)  # ends in the epoch's one host sync
+        train_epoch(task, config, 1, tick)  # ends in the epoch's one host sync
         seconds = time.perf_counter() - t0
         writer.close()
     return args.steps * config.batch_size / seconds
@@ -91,12 +96,9 @@ def time_loop(name, data, args) -> float:
 def time_job(name, args) -> tuple[float | None, float | None]:
     """A whole job as ``--local`` runs it (one epoch of ``job_steps`` steps), start to finish: images/s,
     and the seconds spent outside the epoch loop (start-up, pictures, evaluation samples, files)."""
-    from fashion.training import fit
-
     if not args.job_steps:
         return None, None
-    config = dataclasses.replace(jobs.get(f"gan/{name}").make_config(), batch_size=args.batch_size,
-                                 precision=args.precision, cpu=args.cpu, epochs=1, limit_batches=args.job_steps)
+    config = bench_config(name, args, epochs=1, limit_batches=args.job_steps)
     with tempfile.TemporaryDirectory(prefix="throughput-job-") as tmp:
         t0 = time.perf_counter()
         metrics = fit(REGISTRY[name], config, Path(tmp) / name, f"gan/{name}")
