@@ -6,9 +6,9 @@ takes ~15 s (a fresh accounting database), stopping it ~2 s.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -32,17 +32,11 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def free_base_port() -> int:
-    """A port P with P..P+3 and P+11 (the second node's slurmd) free on 127.0.0.1."""
-    for _ in range(100):
-        base = random.randrange(12000, 19000)
-        try:
-            for port in (base, base + 1, base + 2, base + 3, base + 11):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports for a private cluster")
+    """Ports P..P+3 and P+11 (the second node's slurmd) free on 127.0.0.1: the test cluster's own helper."""
+    spec = importlib.util.spec_from_file_location("free_ports", CLUSTER_DIR / "free_ports.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.free_base_port((0, 1, 2, 3, 11))
 
 
 @pytest.fixture(scope="module")
