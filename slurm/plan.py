@@ -49,7 +49,7 @@ def measured_rate(outputs: Path, job: str, device: str, batch_size: int) -> tupl
     """Mean images/s of earlier runs of ``job`` on ``device`` at ``batch_size``, and how many runs."""
     rates = []
     for run in sorted(p for p in Path(outputs).iterdir() if p.is_dir()) if Path(outputs).is_dir() else []:
-        folder = run / job
+        folder = runfolder.job_dir(run, job)
         try:
             config = artifacts.read_json(folder / "config.json") or {}
             ran_on = config.get("gpu") or config.get("device")

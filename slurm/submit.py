@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fashion import artifacts, runfolder
 from slurm.checks import Cluster, check_report_options, explain_rejection, sbatch_test_only, slurm_command
@@ -18,7 +19,8 @@ from slurm.queue import SLURM_FILE, cancel, earlier_active, hold_pending, refuse
 from slurm.requests import (Request, SlurmError, SlurmFlags, flag_values, load_profile, packed, report_request,
                             resolve, sbatch_extras, signal_delay_s)
 
-SUBMITIT_DIR = ".submitit"
+if TYPE_CHECKING:
+    from fashion.report import ReportOptions
 
 
 def launch(todo, configs: dict, run_dir: Path, flags: SlurmFlags, console, skipped: dict | None = None,
@@ -100,7 +102,7 @@ def describe(group: list[list]) -> str:
 
 
 def submit(groups: dict[Request, list], report: Request | None, configs: dict, run_dir: Path,
-           profile_name: str, skipped: dict, report_options: dict | None = None) -> dict:
+           profile_name: str, skipped: dict, report_options: ReportOptions | None = None) -> dict:
     """Submit the groups held, record ids and log paths, then release them. A run has one report, built
     after all of its jobs: the new report job waits for these and for every job of the run still active,
     and replaces the run's pending report job (two reports would write report/ at once)."""
@@ -110,7 +112,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
 
     run_dir = run_dir.resolve()
     created = not run_dir.exists()
-    folder = run_dir / SUBMITIT_DIR / "%j"
+    folder = run_dir / runfolder.SUBMITIT_DIR / "%j"
     job_name = f"fashion-{run_dir.name}"
     handles: dict[str, object] = {}
     submitted_ids: list[str] = []
