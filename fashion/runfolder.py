@@ -160,7 +160,10 @@ def natural(name: str) -> list:
 
 # -- sample files --------------------------------------------------------------------------------------
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] as uint8 on the CPU (0.8 KB per 28x28 grey image)."""
+    """Images in [0, 1] as uint8 on the CPU (0.8 KB per 28x28 grey image); uint8 images are already that
+    form and come back unchanged (scaling them again would turn every non-zero pixel white)."""
+    if images.dtype == torch.uint8:
+        return images.detach().cpu()
     return images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
 
@@ -207,7 +210,7 @@ class EvalSamples:
 
 def write_eval_samples(folder, samples: EvalSamples) -> Path:
     return _save(Path(folder) / EVAL_FILE, {
-        "images": to_uint8(samples.images) if samples.images.dtype != torch.uint8 else samples.images.cpu(),
+        "images": to_uint8(samples.images),
         "labels": None if samples.labels is None else samples.labels.detach().long().cpu(),
         "label_names": list(samples.label_names), "label_kind": samples.label_kind,
         "seed": samples.seed, "epoch": samples.epoch})

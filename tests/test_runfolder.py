@@ -80,3 +80,12 @@ def test_a_snapshot_round_trips_as_uint8(tmp_path):
     epoch, images = runfolder.read_snapshot(path)
     assert path.name == "epoch_007.pt" and epoch == 7 and images.dtype == torch.uint8
     assert runfolder.snapshot_files(tmp_path) == [path]
+
+
+def test_uint8_images_are_stored_as_they_are_not_scaled_twice(tmp_path):
+    floats = torch.rand(4, 1, 28, 28)
+    stored = runfolder.to_uint8(floats)
+    assert torch.equal(runfolder.to_uint8(stored), stored)
+    # the trainer hands its writer thread uint8 images: the file must hold those values, not a white mask
+    _, images = runfolder.read_snapshot(runfolder.write_snapshot(tmp_path, 1, stored))
+    assert torch.equal(images, stored) and images.unique().numel() > 2

@@ -59,6 +59,7 @@ def test_snapshots_keep_uint8_samples_every_n_epochs_and_at_the_last(fake_fashio
     snapshot = torch.load(tmp_path / "snapshots/epoch_003.pt", weights_only=True)
     assert snapshot["epoch"] == 3 and snapshot["images"].dtype == torch.uint8
     assert snapshot["images"].shape == (20, 1, 28, 28) and snapshot["images"].max() > 0
+    assert snapshot["images"].unique().numel() > 2  # grey levels, not a mask of 0 and 255
 
 
 def test_snapshots_leave_training_untouched(fake_fashion_dir, tmp_path):
