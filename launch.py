@@ -6,7 +6,7 @@
     python launch.py --all --dry-run                # every job for a few steps on CPU
     python launch.py 'gan/*' --seeds 3              # each GAN from seeds 0, 1 and 2: three jobs per GAN
     python launch.py --all --plan                   # expected minutes per job, GPU-hours, wall time
-    python launch.py --list | --status RUN | --cancel RUN | --aggregate RUN
+    python launch.py --list | --status RUN | --cancel RUN | --aggregate RUN | --publish RUN
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ console = Console()
 DEFAULT_JOB = "gan/gan"
 # Dry runs train into OUTPUTS/.dry-run/RUN: never into a real run's folders (run names cannot start with '.').
 DRY_RUN_DIR = ".dry-run"
+PUBLISH_DIR = "results"
 
 
 class LaunchError(RuntimeError):
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--cancel", metavar="RUN", help="cancel a run's SLURM jobs")
     mode.add_argument("--aggregate", metavar="RUN", help="build the report of a run now")
     mode.add_argument("--sample", metavar="RUN/JOB", help="draw from a finished generative job into one PNG")
+    mode.add_argument("--publish", metavar="RUN", help="copy a run's report, contact sheet, GIFs and settings into "
+                      "a compact folder to commit (--out, default results/)")
 
     g = p.add_argument_group("run and training settings (applied to every selected job)")
     g.add_argument("--run", default="default", help="run name: outputs go to OUTPUTS/RUN/JOB (default: default)")
@@ -90,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-n", type=int, default=100, help="images to draw (colorize: test images to colour)")
     d.add_argument("--label", help="conditional models: the class to draw, by name (e.g. Dress)")
     d.add_argument("--input", action="append", default=[], metavar="PNG", help="colorize: a grey image (repeatable)")
-    d.add_argument("--out", help="the PNG to write (default: JOB-samples.png here)")
+    d.add_argument("--out", help="--sample: the PNG to write (default: JOB-samples.png here); "
+                   f"--publish: the folder to write (default: {PUBLISH_DIR}/; --force replaces an earlier one)")
 
     s = p.add_argument_group("SLURM (flags override the --cluster profile and each job's defaults)")
     s.add_argument("--cluster", help="profile name: slurm/profiles/NAME.toml")
@@ -171,6 +175,9 @@ def dispatch(args) -> int:
         return aggregate(run_dir(outputs, args.aggregate, must_exist=True), console=console,
                          classifier=args.classifier)
 
+    if args.publish is not None:
+        return publish(run_dir(outputs, args.publish, must_exist=True), Path(args.out or PUBLISH_DIR), args.force)
+
     check_run_name(args.run)
     selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
@@ -224,6 +231,23 @@ def dispatch(args) -> int:
                       before_submit=lambda: preflight.move_aside(replace, out))
     except SlurmError as err:
         raise LaunchError(str(err)) from None
+
+
+def publish(run: Path, dest: Path, force: bool) -> int:
+    """--publish: the run's results as a folder to commit; the catalogue says what a full-length job is."""
+    import dataclasses
+
+    from fashion.report.publish import PublishError
+    from fashion.report.publish import publish as write_publication
+
+    full = {job.name: dataclasses.asdict(job.make_config()) for job in jobs.CATALOGUE.values()}
+    try:
+        settings = write_publication(run, dest, full, force=force)
+    except PublishError as err:
+        raise LaunchError(str(err)) from None
+    state = "PARTIAL (see its README)" if settings["partial"] else "full length"
+    console.print(f"published run {run.name} to {dest}/: {state}, {len(settings['models'])} models", highlight=False)
+    return 0
 
 
 def slurm_flags(args):
