@@ -239,10 +239,11 @@ def prepare_task(task: Task, acc) -> Task:
     return task
 
 
-def git_sha() -> str:
+def git_sha(folder: Path = Path(__file__).parent) -> str:
+    """The code's commit (``3034738``), ``-dirty`` when tracked files differ from it; empty outside a checkout."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        return subprocess.run(["git", "describe", "--always", "--dirty", "--exclude=*", "--abbrev=7"],
+                              capture_output=True, text=True, cwd=folder, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 

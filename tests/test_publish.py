@@ -171,3 +171,20 @@ def test_publish_from_the_command_line_honours_the_umask(run, tmp_path):
     again = subprocess.run([sys.executable, "launch.py", "--publish", run.name, "--outputs", str(run.parent),
                             "--out", str(dest)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 2 and "add --force" in again.stdout
+
+
+def test_jobs_record_whether_their_code_was_committed(tmp_path):
+    from fashion.training import git_sha
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "code")
+    clean = git_sha(tmp_path)
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert len(clean) == 7 and git_sha(tmp_path) == f"{clean}-dirty"
+    assert git_sha(tmp_path.parent / "not-a-checkout") == ""

@@ -347,7 +347,10 @@ def _by_family(names: list[str]) -> str:
 def _code_text(shas: list[str]) -> str:
     if not shas:
         return "unknown"
-    return ", ".join(f"git {sha}" for sha in shas) + (" (several versions trained these jobs)" if len(shas) > 1 else "")
+    text = ", ".join(f"git {sha}" for sha in shas) + (" (several versions trained these jobs)" if len(shas) > 1 else "")
+    if any(sha.endswith("-dirty") for sha in shas):
+        text += " (-dirty: trained with uncommitted changes, so the commit alone does not reproduce it)"
+    return text
 
 
 def _seed_text(seeds: dict[str, list[int]]) -> str:
