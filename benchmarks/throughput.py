@@ -12,6 +12,7 @@
 
     python benchmarks/throughput.py                              # all ten GANs
     python benchmarks/throughput.py --gans gan,wgan_gp --steps 40 --precision bf16
+    python benchmarks/throughput.py --gans gan --steps 150 --repeats 5   # medians; loop/step paired per round
 
 Figures are images/s over the timed steps after warm-up, and the ratio to the baseline.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -175,10 +177,29 @@ def FashionMNISTLike(transform):
 
 
 def measure(name: str, data: Dataset, data_dir, args) -> dict:
-    # No CUDA fast path (graph capture / torch.compile) exists yet: "fast" stays empty until one does.
-    job, outside = time_job(name, args) if data_dir is not None else (None, None)
-    return {"model": name, "baseline": time_baseline(name, data_dir, args), "step": time_step(name, data, args),
-            "loop": time_loop(name, data, args), "fast": None, "job": job, "job_outside_loop_s": outside}
+    """Each mode ``--repeats`` times, the modes interleaved in every round so that a slow spell of a shared
+    machine hits them alike; a mode's figure is its median over the rounds, and ``rounds`` keeps them all."""
+    rounds = []
+    for _ in range(args.repeats):
+        job, outside = time_job(name, args) if data_dir is not None else (None, None)
+        # No CUDA fast path (graph capture / torch.compile) exists yet: "fast" stays empty until one does.
+        rounds.append({"baseline": time_baseline(name, data_dir, args), "step": time_step(name, data, args),
+                       "loop": time_loop(name, data, args), "fast": None, "job": job, "job_outside_loop_s": outside})
+    medians = {key: median([r[key] for r in rounds if r[key] is not None]) for key in rounds[0]}
+    return {"model": name, **medians, "rounds": rounds}
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def paired_ratio(row: dict, mode: str) -> str:
+    """``mode / step`` of each round (the two ran minutes apart at most): the median, and the range if several."""
+    ratios = [r[mode] / r["step"] for r in row["rounds"] if r[mode]]
+    if not ratios:
+        return ""
+    spread = f" [{min(ratios):.3f}-{max(ratios):.3f}]" if len(ratios) > 1 else ""
+    return f"{row['model']} {median(ratios):.3f}{spread}"
 
 
 def main(argv=None) -> int:
@@ -192,8 +213,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--job-steps", type=int, default=300,
                    help="steps of the whole-job mode (one epoch, Fashion-MNIST only; 0: skip it)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds of every mode, interleaved; figures are medians, ratios paired per round")
     p.add_argument("--json", action="store_true", help="also print one JSON line per model")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats {args.repeats}: give 1 or more rounds")
     names = [n.strip() for n in args.gans.split(",") if n.strip()]
     unknown = set(names) - set(REGISTRY)
     if unknown:
@@ -210,8 +235,9 @@ def main(argv=None) -> int:
 
     cuda = torch.cuda.is_available() and not args.cpu
     device = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    rounds = f", median of {args.repeats} rounds" if args.repeats > 1 else ""
     table = Table(title=f"GAN training throughput, images/s (x baseline): {device}, {args.precision}, "
-                        f"batch {args.batch_size}, {args.steps} steps, {source}")
+                        f"batch {args.batch_size}, {args.steps} steps{rounds}, {source}")
     table.add_column("model")
     for mode in MODES:
         table.add_column(mode, justify="right")
@@ -230,9 +256,10 @@ def main(argv=None) -> int:
             print(json.dumps({**r, "device": device, "precision": args.precision, "batch": args.batch_size}))
     Console().print(table)
     for mode in ("loop", "job"):
-        ratios = [f"{r['model']} {r[mode] / r['step']:.3f}" for r in rows if r[mode]]
+        ratios = [text for r in rows if (text := paired_ratio(r, mode))]
         if ratios:
-            Console().print(f"{mode} / step: {', '.join(ratios)}")
+            Console().print(f"{mode} / step{' per round, median [range]' if args.repeats > 1 else ''}: "
+                            f"{', '.join(ratios)}", markup=False, highlight=False)
     outside = [f"{r['model']} {r['job_outside_loop_s']:.1f}" for r in rows if r["job"]]
     if outside:
         Console().print(f"job seconds outside the epoch loop: {', '.join(outside)}")

@@ -31,3 +31,15 @@ def test_job_mode_can_be_skipped(fake_fashion_dir, capsys) -> None:
                             "--batch-size", "16", "--cpu", "--json"]) == 0
     row = json.loads(next(line for line in capsys.readouterr().out.splitlines() if line.startswith("{")))
     assert row["job"] is None
+
+
+def test_repeats_give_medians_of_interleaved_rounds_and_paired_ratios(fake_fashion_dir, capsys) -> None:
+    assert throughput.main(["--gans", "gan", "--steps", "1", "--warmup", "1", "--job-steps", "0", "--repeats", "3",
+                            "--batch-size", "16", "--cpu", "--json"]) == 0
+    out = capsys.readouterr().out
+    row = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert len(row["rounds"]) == 3
+    for mode in ("baseline", "step", "loop"):
+        assert row[mode] == sorted(r[mode] for r in row["rounds"])[1]
+    ratios = sorted(r["loop"] / r["step"] for r in row["rounds"])
+    assert f"loop / step per round, median [range]: gan {ratios[1]:.3f} [{ratios[0]:.3f}-{ratios[2]:.3f}]" in out
