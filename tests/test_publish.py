@@ -137,6 +137,14 @@ def test_a_report_older_than_its_jobs_is_refused(run, tmp_path):
     assert settings["partial_reasons"] == ["gan/cgan.seed1: failed, not completed", "gan/cgan.seed1: 1 of 2 epochs"]
 
 
+def test_a_report_naming_a_job_that_was_moved_away_is_refused(run, tmp_path):
+    copy = tmp_path / "study"
+    shutil.copytree(run, copy)
+    shutil.move(copy / "gan/cgan.seed1", copy / ".replaced")
+    with pytest.raises(PublishError, match=r"gan/cgan.seed1 is in it but no longer in the run"):
+        publish(copy, tmp_path / "results", catalogue())
+
+
 def test_an_earlier_publication_is_replaced_only_with_force(run, published, tmp_path):
     dest = tmp_path / "results"
     shutil.copytree(published[0], dest)

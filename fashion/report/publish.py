@@ -88,6 +88,7 @@ def check_report_is_current(run_dir: Path, summary: dict, found: list[runfolder.
         elif (row.get("state"), row.get("epochs_done")) != (job.state, done):
             stale.append(f"{job.name} was {row.get('state')} at epoch {row.get('epochs_done')}, now {job.state} "
                          f"at epoch {done}")
+    stale += [f"{name} is in it but no longer in the run" for name in sorted(set(reported) - {j.name for j in found})]
     if stale:
         raise PublishError(f"the report of {run_dir} is older than its jobs ({'; '.join(stale[:3])}"
                            f"{'; ...' if len(stale) > 3 else ''}): run `python launch.py --aggregate {run_dir.name}` "
