@@ -93,6 +93,7 @@ def test_a_run_shorter_than_the_catalogue_is_labelled_partial_everywhere(publish
     assert "train_subset=256 (full: no limit)" in reasons
     readme = (dest / "README.md").read_text()
     assert readme.splitlines()[2].startswith("**PARTIAL**: ") and f"{EPOCHS} of 50 epochs (2 jobs)" in readme
+    assert f"{EPOCHS} of 15 epochs (classify/cnn)" in readme  # a reason of one job names it
     assert f"classify/cnn: {EPOCHS} of 15 epochs" in settings["partial_reasons"]  # the feature classifier too
 
 
@@ -110,6 +111,18 @@ def test_the_readme_links_every_file_it_names(published):
     assert {"contact_sheet.png", "fid_curves.png", "gifs/gan_cgan.gif", "summary.md", "settings.json"} <= set(links)
     assert all((dest / link).is_file() for link in links), links
     assert "1. gan/cgan: FID" in readme and "Welch's t-test" in readme
+
+
+def test_only_real_changes_from_the_catalogue_are_listed(tmp_path):
+    from fashion.report.publish import describe
+    from fashion.runfolder import JobFolder
+
+    job = JobFolder("classify/cnn", tmp_path, status={"state": "completed", "epoch": 15, "epochs": 15},
+                    config={"config": {"epochs": 15, "fgsm_epsilons": [0.0, 0.1], "lr": 0.01, "seed": 3}})
+    full = {"classify/cnn": {"epochs": 15, "fgsm_epsilons": (0.0, 0.1), "lr": 0.001, "seed": 0}}
+    settings = describe("r", [job], {}, full)  # a tuple in the catalogue is a list in config.json: no change
+    assert settings["changed_settings"] == {"lr=0.01 (catalogue: 0.001)": ["classify/cnn"]}
+    assert settings["partial"] is False
 
 
 def test_spread_keeps_the_first_and_last_frames_evenly():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import json
 import os
 import shutil
 from pathlib import Path
@@ -126,6 +127,7 @@ def swap_into_place(building: Path, dest: Path) -> None:
 # -- what ran ---------------------------------------------------------------------------------------------
 def describe(run: str, found: list[runfolder.JobFolder], summary: dict, full: dict[str, dict]) -> dict:
     """The settings of the run, per job and summarised, and whether (and why) it is partial."""
+    full = json.loads(json.dumps(full))  # as config.json holds them: a tuple default reads back as a list
     per_job, reasons, differences = {}, [], collections.defaultdict(list)
     for job in found:
         model, seed = split_seed(job.name)
@@ -261,7 +263,7 @@ def contact_sheet(firsts: dict[str, runfolder.JobFolder], summary: dict, setting
         ax.set_title(f"{model}\n{caption(numbers.get(model, {}), done, settings, model)}", fontsize=9.5)
     title = f"run {settings['run']}: final samples (lowest seed of each model, best FID first)"
     if settings["partial"]:
-        title += f"\nPARTIAL: {partial_headline(settings)}"
+        title += f"\nPARTIAL: {partial_headline(settings, most=3)}"
     fig.suptitle(title, fontsize=12, color="firebrick" if settings["partial"] else "black")
     fig.tight_layout()
     artifacts.write_bytes(path, palette_png(fig))
@@ -293,11 +295,16 @@ def caption(numbers: dict, done, settings: dict, model: str) -> str:
         + (f" of {seeds}" if seeds != fid["n"] else "")
 
 
-def partial_headline(settings: dict) -> str:
-    """The partial reasons in one line: the same reason over many jobs said once, with the count."""
-    kinds = collections.Counter(why.split(": ", 1)[1] for why in settings["partial_reasons"])
-    return "; ".join(f"{why} ({n} job{'s' if n > 1 else ''})" for why, n in kinds.most_common(3)) \
-        + ("; ..." if len(kinds) > 3 else "")
+def partial_headline(settings: dict, most: int | None = None) -> str:
+    """The partial reasons in one line: the same reason over many jobs said once, with the count; the ``most``
+    common ones only, if given."""
+    kinds = collections.defaultdict(list)
+    for reason in settings["partial_reasons"]:
+        job, why = reason.split(": ", 1)
+        kinds[why].append(job)
+    common = sorted(kinds.items(), key=lambda kv: -len(kv[1]))
+    return "; ".join(f"{why} ({len(names)} jobs)" if len(names) > 1 else f"{why} ({names[0]})"
+                     for why, names in common[:most]) + ("; ..." if most and len(common) > most else "")
 
 
 # -- the page ---------------------------------------------------------------------------------------------
@@ -355,10 +362,14 @@ def _code_text(shas: list[str]) -> str:
 
 
 def _seed_text(seeds: dict[str, list[int]]) -> str:
-    by_list = collections.Counter(", ".join(map(str, s)) for s in seeds.values())
+    """``0, 1 (gan: acgan, began); 0 (classify: cnn)``: models grouped by the seeds they ran."""
+    by_list = collections.defaultdict(list)
+    for model, numbers in seeds.items():
+        by_list[", ".join(map(str, numbers))].append(model)
     if len(by_list) == 1:
         return f"{next(iter(by_list))} (every model)"
-    return "; ".join(f"{m}: {', '.join(map(str, s))}" for m, s in seeds.items())
+    return "; ".join(f"{numbers} ({_by_family(models)})"
+                     for numbers, models in sorted(by_list.items(), key=lambda kv: -len(kv[1])))
 
 
 def _cell(text) -> str:
