@@ -213,10 +213,6 @@ def lowest_seeds(found: list[runfolder.JobFolder]) -> dict[str, runfolder.JobFol
     return {model: job for model, (_, job) in sorted(chosen.items(), key=lambda kv: runfolder.natural(kv[0]))}
 
 
-def sample_frames(job: runfolder.JobFolder) -> list[Path]:
-    return sorted((job.path / "samples").glob("epoch_*.png"), key=lambda p: runfolder.natural(p.name))
-
-
 def spread(frames: list, most: int) -> list:
     """At most ``most`` of ``frames``, evenly spaced, always the first and the last."""
     if len(frames) <= most:
@@ -231,7 +227,7 @@ def write_gifs(firsts: dict[str, runfolder.JobFolder], folder: Path) -> dict[str
     for model, job in firsts.items():
         if job.family not in GIF_FAMILIES:
             continue
-        frames = spread(sample_frames(job), GIF_FRAMES)
+        frames = spread(collect.sample_frames(job), GIF_FRAMES)
         if len(frames) > 1:  # one epoch is a picture, already on the contact sheet
             path = artifacts.make_gif(frames, folder / f"{model.replace('/', '_')}.gif", fps=GIF_FPS)
             written[model] = path.relative_to(folder.parent).as_posix()
