@@ -7,9 +7,12 @@ resume, history, loss plots and the GIF.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import inspect
 import math
 import os
+import platform
 import socket
 import subprocess
 import time
@@ -67,6 +70,8 @@ class TrainConfig:
     "Generated images kept at the end (eval_samples.pt) for the report's quality metrics."
     log_with: str = ""
     "Experiment trackers, comma-separated accelerate names (tensorboard, wandb, mlflow, aim, ...); '' is off."
+    fast: bool = True
+    "The fast path: fused optimiser steps and, on the CPU, an allocator that keeps freed buffers (README, Speed)."
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):  # every family's float settings: inf/nan would train garbage
@@ -145,6 +150,13 @@ class Task:
         """One optimisation step on this rank's share of a batch; returns detached named loss terms."""
         raise NotImplementedError
 
+    def optimizer(self, cls, params, **settings) -> torch.optim.Optimizer:
+        """``cls(params, **settings)``, stepping with its fused kernel (one per step instead of several per
+        tensor) when the config's ``fast`` is on and ``cls`` has one (Adam, AdamW, SGD; not RMSprop)."""
+        if self.config.fast and "fused" in inspect.signature(cls).parameters:
+            settings["fused"] = True
+        return cls(params, **settings)
+
     def optimize(self, opt: str, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Sum the terms, one backward, one step. The only place any job calls backward or step.
 
@@ -213,6 +225,8 @@ def make_accelerator(config: TrainConfig, auto_precision: str = "bf16", project_
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
     cuda = torch.cuda.is_available() and not config.cpu
+    if config.fast and not cuda:
+        keep_freed_memory()
     # torch suggests forward_sync_buffers, which accelerate's kwargs cannot pass yet; the behaviour we want
     # (no per-forward buffer broadcast) is what broadcast_buffers=False gives.
     warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated")
@@ -223,6 +237,23 @@ def make_accelerator(config: TrainConfig, auto_precision: str = "bf16", project_
     return Accelerator(cpu=not cuda, mixed_precision=resolve_precision(config.precision, cuda, auto_precision),
                        kwargs_handlers=[ddp], log_with=trackers or None,
                        project_dir=str(project_dir) if trackers else None)
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed blocks of up to 32 MiB in the heap for the whole process; False where
+    the C library is not glibc.
+
+    A training step frees and reallocates the same gradient and activation buffers (the largest GAN layer's
+    gradient is 25 MiB). By default glibc serves such blocks with mmap and hands them back to the kernel on
+    free, so every step pays for munmap and for the kernel zeroing fresh pages: on the 2-core machine of
+    README's Speed, keeping them made gan/gan's CPU step 15% faster. The cost is that the process keeps
+    its peak heap.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def prepare_task(task: Task, acc) -> Task:

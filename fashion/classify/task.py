@@ -149,10 +149,10 @@ class ClassifierTask(Task):
         c = config
         net = build_classifier(c)
         if c.optimizer == "adam":
-            opt = torch.optim.Adam(net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+            opt = self.optimizer(torch.optim.Adam, net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         else:
-            opt = torch.optim.SGD(net.parameters(), lr=c.lr, momentum=0.9, nesterov=True,
-                                  weight_decay=c.weight_decay)
+            opt = self.optimizer(torch.optim.SGD, net.parameters(), lr=c.lr, momentum=0.9, nesterov=True,
+                                 weight_decay=c.weight_decay)
         self.nets, self.opts = {"net": net}, {"net": opt}
         steps = len(data.train) // c.batch_size
         self.total_steps = c.epochs * (min(steps, c.limit_batches) if c.limit_batches else steps)

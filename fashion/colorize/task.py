@@ -89,7 +89,7 @@ class ColorizeTask(Task):
         self.nets = {"G": ColorizeGenerator(c.width), "D": pair_discriminator()}
         for net in self.nets.values():
             set_bn_momentum(net, c.bn_momentum)
-        self.opts = {name: torch.optim.Adam(self.nets[name].parameters(), lr=lr, betas=(c.beta1, 0.999))
+        self.opts = {name: self.optimizer(torch.optim.Adam, self.nets[name].parameters(), lr=lr, betas=(c.beta1, 0.999))
                      for name, lr in (("G", c.lr_g), ("D", c.lr_d))}
         # The grid's columns: the first two test items of every class, fixed for the whole run.
         labels = data.test.labels

@@ -80,7 +80,7 @@ class GAN(Task):
         super().__init__(config, accelerator, data)
         c = config
         self.nets = {"G": self.build_generator(), "D": self.build_discriminator()}
-        self.opts = {name: torch.optim.Adam(self.nets[name].parameters(), lr=lr, betas=(c.beta1, c.beta2))
+        self.opts = {name: self.optimizer(torch.optim.Adam, self.nets[name].parameters(), lr=lr, betas=(c.beta1, c.beta2))
                      for name, lr in (("G", c.lr_g), ("D", c.lr_d))}
         self.iteration = 0
         self.fixed_grids = self.grid_latents(Noise(self.device, config.seed + 12345))

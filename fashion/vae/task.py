@@ -137,7 +137,7 @@ class VAETask(Task):
         super().__init__(config, accelerator, data)
         self.shape = tuple(data.train.images.shape[1:])
         self.nets = {"vae": VAE(config, self.shape, self.condition_dim).to(self.device)}
-        self.opts = {"vae": OPTIMIZERS[config.optimizer](self.nets["vae"].parameters(), lr=config.lr)}
+        self.opts = {"vae": self.optimizer(OPTIMIZERS[config.optimizer], self.nets["vae"].parameters(), lr=config.lr)}
         self.test_classes = self.classes_of(data.test.labels)
         self.shown = analysis.first_of_each_class(self.test_classes, GRID)
         self.pairs = [analysis.parse_pair(s, self.class_names, self.test_classes) for s in config.interpolate]
