@@ -463,27 +463,32 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
                 tick(force=True, epoch=epoch + 1, step=0, seconds_per_epoch=_mean(epoch_rows, "seconds"),
                      images_per_s=_mean(epoch_rows, "images_per_s"))
             acc.wait_for_everyone()
+
+        metrics = {}
+        if main:
+            # The writer thread is still writing the last checkpoint and history: what needs only the nets
+            # and the epoch grids is made meanwhile; finish() reads history.csv, so it waits for the writes.
+            frames = sorted((job_dir / "samples").glob("epoch_*.png"))
+            artifacts.make_gif(frames, job_dir / "samples.gif")
+            artifacts.make_epoch_strip(frames, job_dir / "strip.png", title=job_name)
+            last = epoch_rows[-1] if epoch_rows else {}
+            metrics = {"job": job_name, "state": state_name, "epochs": len(epoch_rows),
+                       "seconds_per_epoch": _mean(epoch_rows, "seconds"),
+                       "images_per_s": _mean(epoch_rows, "images_per_s"),
+                       "final": {k: v for k, v in last.items() if k not in ("epoch", "iteration")}, **env}
+            if state_name == "completed":
+                from fashion.generator import export
+
+                export(task, job_dir, job_name)  # before "completed": a completed job always has its generator
+                save_eval_samples(task, config, job_dir, len(epoch_rows))
+                writer.drain()
+                metrics.update(task.finish(job_dir))
     finally:
         writer.close()  # a crash still leaves the last finished epoch's checkpoint on disk
         if main:
             trackers.close()
 
-    metrics = {}
-    if main:
-        frames = sorted((job_dir / "samples").glob("epoch_*.png"))
-        artifacts.make_gif(frames, job_dir / "samples.gif")
-        artifacts.make_epoch_strip(frames, job_dir / "strip.png", title=job_name)
-        last = epoch_rows[-1] if epoch_rows else {}
-        metrics = {"job": job_name, "state": state_name, "epochs": len(epoch_rows),
-                   "seconds_per_epoch": _mean(epoch_rows, "seconds"),
-                   "images_per_s": _mean(epoch_rows, "images_per_s"),
-                   "final": {k: v for k, v in last.items() if k not in ("epoch", "iteration")}, **env}
-        if state_name == "completed":
-            metrics.update(task.finish(job_dir))
-            from fashion.generator import export
-
-            export(task, job_dir, job_name)  # before "completed": a completed job always has its generator
-            save_eval_samples(task, config, job_dir, len(epoch_rows))
+    if main:  # every file above is on disk by now
         old = artifacts.read_json(job_dir / "metrics.json", {}) or {}
         artifacts.write_json(job_dir / "metrics.json", {**old, **metrics})
         if state_name == "completed":
