@@ -3,16 +3,22 @@
 
   baseline  a reference-style loop: torchvision FashionMNIST-style dataset reading the IDX files, a
             DataLoader with per-sample ToTensor + Normalize, ``.item()`` on every loss every step
-  step      the bare training step (Task.train_step on batches already on the device)
+  step      the bare training step (Task.train_step on batches already on the device), fast path off
+            (``fast=False``: torch's default kernels and allocator)
+  fast      the same bare step with the fast path on, as jobs run by default (fused optimiser steps; on the
+            CPU, glibc's malloc keeping freed buffers)
   loop      fit's epoch loop (fashion.training.train_epoch: seeded batches, status ticks, loss summary)
-  fast      a CUDA fast path where one exists (none on the CPU)
   job       a whole short job: ``fit`` for one epoch of ``--job-steps`` steps on the real data, timed from
             the call to its return (data loading, networks, per-epoch and final pictures, snapshot,
             checkpoint, GIF and generator file included; the interpreter's and torch's import excluded)
 
+Every mode runs in its own interpreter (this script with ``--only``): what one mode leaves in a process
+(the fast path's allocator setting, torch's one-time imports and caches) cannot speed up or slow down the
+next. loop and job run with the fast path, as jobs do; their ratios are taken to ``fast``.
+
     python benchmarks/throughput.py                              # all ten GANs
     python benchmarks/throughput.py --gans gan,wgan_gp --steps 40 --precision bf16
-    python benchmarks/throughput.py --gans gan --steps 150 --repeats 5   # medians; loop/step paired per round
+    python benchmarks/throughput.py --gans gan --steps 150 --repeats 5   # medians; loop/fast paired per round
 
 Figures are images/s over the timed steps after warm-up, and the ratio to the baseline.
 """
@@ -22,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +41,7 @@ from fashion.data import DataError, Dataset, Split, find_data_dir, load_fashion
 from fashion.gans import REGISTRY
 from fashion.training import Noise, Writer, _StatusTicker, fit, make_accelerator, prepare_task, train_epoch
 
-MODES = ("baseline", "step", "loop", "fast", "job")
+MODES = ("baseline", "step", "fast", "loop", "job")
 
 
 def synthetic(n: int = 4096) -> Dataset:
@@ -43,13 +50,14 @@ def synthetic(n: int = 4096) -> Dataset:
 
 
 def bench_config(name: str, args, **changes):
-    """The catalogue job's config at the benchmark's batch size, precision and device."""
+    """The catalogue job's config at the benchmark's batch size, precision and device (fast path on, as
+    jobs run, unless ``changes`` turns it off)."""
     return dataclasses.replace(jobs.get(f"gan/{name}").make_config(), batch_size=args.batch_size,
                                precision=args.precision, cpu=args.cpu, **changes)
 
 
-def build(name: str, data: Dataset, args):
-    config = bench_config(name, args, limit_batches=args.steps)
+def build(name: str, data: Dataset, args, fast: bool = True):
+    config = bench_config(name, args, limit_batches=args.steps, fast=fast)
     acc = make_accelerator(config, REGISTRY[name].auto_precision)
     data = Dataset(data.train.to(acc.device), data.test.to(acc.device))
     return config, acc, prepare_task(REGISTRY[name](config, acc, data), acc)
@@ -60,9 +68,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_step(name, data, args) -> float:
+def time_step(name, data, args, fast: bool) -> float:
     """The bare step: slices of tensors already on the device, no bookkeeping."""
-    config, acc, task = build(name, data, args)
+    config, acc, task = build(name, data, args, fast)
     images, labels = task.data.train.images, task.data.train.labels
     noise, n, bs = Noise(acc.device, 0), len(images), config.batch_size
 
@@ -113,7 +121,7 @@ def time_baseline(name, data_dir, args) -> float:
     from torch.utils.data import DataLoader
     from torchvision import transforms
 
-    config, acc, task = build(name, synthetic(256), args)
+    config, acc, task = build(name, synthetic(256), args, fast=False)
     if data_dir is not None:
         dataset = IdxFashionMNIST(data_dir, transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])]))
     else:
@@ -176,26 +184,58 @@ def FashionMNISTLike(transform):
     return dataset
 
 
-def measure(name: str, data: Dataset, data_dir, args) -> dict:
+def one_mode(mode: str, name: str, args) -> dict:
+    """``mode`` of GAN ``name`` in this process: {"value": images/s, "outside": job seconds outside the loop}."""
+    data, data_dir, _ = load_data()
+    if mode == "job":
+        value, outside = time_job(name, args) if data_dir is not None else (None, None)
+        return {"value": value, "outside": outside}
+    run = {"baseline": lambda: time_baseline(name, data_dir, args),
+           "step": lambda: time_step(name, data, args, fast=False),
+           "fast": lambda: time_step(name, data, args, fast=True),
+           "loop": lambda: time_loop(name, data, args)}[mode]
+    return {"value": run(), "outside": None}
+
+
+def in_own_process(argv: list[str], mode: str, name: str) -> dict:
+    """:func:`one_mode` in a fresh interpreter running this script with ``--only``."""
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--gans", name, "--repeats", "1", "--only", mode]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{mode} of {name} failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, argv: list[str], args) -> dict:
     """Each mode ``--repeats`` times, the modes interleaved in every round so that a slow spell of a shared
     machine hits them alike; a mode's figure is its median over the rounds, and ``rounds`` keeps them all."""
     rounds = []
     for _ in range(args.repeats):
-        job, outside = time_job(name, args) if data_dir is not None else (None, None)
-        # No CUDA fast path (graph capture / torch.compile) exists yet: "fast" stays empty until one does.
-        rounds.append({"baseline": time_baseline(name, data_dir, args), "step": time_step(name, data, args),
-                       "loop": time_loop(name, data, args), "fast": None, "job": job, "job_outside_loop_s": outside})
+        row = {"job": None, "job_outside_loop_s": None}
+        for mode in ("job", *MODES[:-1]) if args.job_steps else MODES[:-1]:
+            result = in_own_process(argv, mode, name)
+            row[mode] = result["value"]
+            if mode == "job":
+                row["job_outside_loop_s"] = result["outside"]
+        rounds.append(row)
     medians = {key: median([r[key] for r in rounds if r[key] is not None]) for key in rounds[0]}
     return {"model": name, **medians, "rounds": rounds}
+
+
+def load_data() -> tuple[Dataset, Path | None, str]:
+    try:
+        return load_fashion(), find_data_dir(), "Fashion-MNIST"
+    except DataError:
+        return synthetic(), None, "random images (Fashion-MNIST not found)"
 
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def paired_ratio(row: dict, mode: str) -> str:
-    """``mode / step`` of each round (the two ran minutes apart at most): the median, and the range if several."""
-    ratios = [r[mode] / r["step"] for r in row["rounds"] if r[mode]]
+def paired_ratio(row: dict, mode: str, to: str = "fast") -> str:
+    """``mode / to`` of each round (the two ran minutes apart at most): the median, and the range if several."""
+    ratios = [r[mode] / r[to] for r in row["rounds"] if r[mode]]
     if not ratios:
         return ""
     spread = f" [{min(ratios):.3f}-{max(ratios):.3f}]" if len(ratios) > 1 else ""
@@ -216,6 +256,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=1,
                    help="rounds of every mode, interleaved; figures are medians, ratios paired per round")
     p.add_argument("--json", action="store_true", help="also print one JSON line per model")
+    p.add_argument("--only", choices=MODES, help=argparse.SUPPRESS)  # one mode of one GAN: what measure() runs
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats {args.repeats}: give 1 or more rounds")
@@ -225,10 +267,10 @@ def main(argv=None) -> int:
         p.error(f"unknown GAN {sorted(unknown)}; choose from {', '.join(sorted(REGISTRY))}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        data, data_dir, source = load_fashion(), find_data_dir(), "Fashion-MNIST"
-    except DataError:
-        data, data_dir, source = synthetic(), None, "random images (Fashion-MNIST not found)"
+    if args.only:
+        print(json.dumps(one_mode(args.only, names[0], args)))
+        return 0
+    _, data_dir, source = load_data()
 
     from rich.console import Console
     from rich.table import Table
@@ -243,22 +285,21 @@ def main(argv=None) -> int:
         table.add_column(mode, justify="right")
     rows = []
     for name in names:
-        r = measure(name, data, data_dir, args)
+        r = measure(name, argv, args)
         rows.append(r)
         cells = [f"{r['baseline']:.0f}"]
         for mode in MODES[1:]:
             v = r[mode]
             cells.append(f"{v:.0f} ({v / r['baseline']:.2f}x)" if v else
-                         ("n/a (no CUDA)" if not cuda else "n/a (not built yet)") if mode == "fast" else
                          "n/a (needs Fashion-MNIST)" if data_dir is None else "skipped")
         table.add_row(name, *cells)
         if args.json:
             print(json.dumps({**r, "device": device, "precision": args.precision, "batch": args.batch_size}))
     Console().print(table)
-    for mode in ("loop", "job"):
-        ratios = [text for r in rows if (text := paired_ratio(r, mode))]
+    for mode, to in (("fast", "step"), ("loop", "fast"), ("job", "fast")):
+        ratios = [text for r in rows if (text := paired_ratio(r, mode, to))]
         if ratios:
-            Console().print(f"{mode} / step{' per round, median [range]' if args.repeats > 1 else ''}: "
+            Console().print(f"{mode} / {to}{' per round, median [range]' if args.repeats > 1 else ''}: "
                             f"{', '.join(ratios)}", markup=False, highlight=False)
     outside = [f"{r['model']} {r['job_outside_loop_s']:.1f}" for r in rows if r["job"]]
     if outside:
