@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,14 @@ def split_seed(name: str) -> tuple[str, int]:
     """(model, seed) of a job name: ``gan/gan.seed2`` -> ("gan/gan", 2), ``gan/gan`` -> ("gan/gan", 0)."""
     match = SEED_NAME.match(name)
     return (match["base"], int(match["seed"])) if match else (name, 0)
+
+
+def seeds_by_model(items: Iterable, name: Callable = str) -> dict[str, list]:
+    """``items`` (job names, or what ``name`` maps to one) per model, lowest seed first; models in name order."""
+    groups: dict[str, list] = {}
+    for item in sorted(items, key=lambda i: split_seed(name(i))[1]):
+        groups.setdefault(split_seed(name(item))[0], []).append(item)
+    return dict(sorted(groups.items(), key=lambda kv: natural(kv[0])))
 
 
 def job_dir(run_dir, name: str) -> Path:

@@ -89,3 +89,19 @@ def test_uint8_images_are_stored_as_they_are_not_scaled_twice(tmp_path):
     # the trainer hands its writer thread uint8 images: the file must hold those values, not a white mask
     _, images = runfolder.read_snapshot(runfolder.write_snapshot(tmp_path, 1, stored))
     assert torch.equal(images, stored) and images.unique().numel() > 2
+
+
+def test_seeds_are_grouped_per_model_lowest_first_models_in_name_order():
+    from fashion.runfolder import seeds_by_model
+
+    names = ["gan/wgan.seed10", "gan/gan.seed2", "gan/wgan", "gan/gan", "gan/wgan.seed9", "classify/cnn"]
+    assert seeds_by_model(names) == {"classify/cnn": ["classify/cnn"], "gan/gan": ["gan/gan", "gan/gan.seed2"],
+                                     "gan/wgan": ["gan/wgan", "gan/wgan.seed9", "gan/wgan.seed10"]}
+
+
+def test_the_contact_sheet_shows_the_lowest_seed_that_drew_samples_and_counts_every_seed():
+    from fashion.report.page import first_seed
+
+    sections = [{"job": "gan/gan.seed1", "samples": "b.png"}, {"job": "gan/gan", "samples": None},
+                {"job": "gan/gan.seed2", "samples": "c.png"}, {"job": "gan/wgan"}]
+    assert first_seed(sections) == [{"job": "gan/gan.seed1", "samples": "b.png", "seed": 1, "seeds": 3}]

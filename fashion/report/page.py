@@ -32,7 +32,7 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
     table = [{"cells": cells(row), "raw": row} for row in rows]
     html = env.get_template(TEMPLATE).render(
         run=run, header=header, columns=COLUMNS, table=table,
-        sheet=[{**s, "samples": link(s["samples"])} for s in first_seed(sections) if s.get("samples")],
+        sheet=[{**s, "samples": link(s["samples"])} for s in first_seed(sections)],
         sections=[{**s, "pictures": [(link(p), p.relative_to(s["path"]).as_posix()) for p in s["pictures"]],
                    "strip": link(s["strip"]) if s.get("strip") else None} for s in sections],
         problems=[s for s in sections if s.get("log")],
@@ -43,17 +43,14 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
 
 
 def first_seed(sections: list[dict]) -> list[dict]:
-    """One section per model, its lowest seed (seed 0 when it ran): the contact sheet shows one grid per model."""
-    from fashion.runfolder import split_seed
+    """One section per model, its lowest seed that drew samples: the contact sheet shows one grid per model."""
+    from fashion.runfolder import seeds_by_model, split_seed
 
-    chosen: dict[str, dict] = {}
-    for s in sections:
-        model, seed = split_seed(s["job"])
-        if model not in chosen or seed < split_seed(chosen[model]["job"])[1]:
-            chosen[model] = {**s, "seed": seed, "seeds": chosen.get(model, {}).get("seeds", 0) + 1}
-        else:
-            chosen[model]["seeds"] += 1
-    return list(chosen.values())
+    sheet = []
+    for group in seeds_by_model(sections, lambda s: s["job"]).values():
+        if drawn := [s for s in group if s.get("samples")]:
+            sheet.append({**drawn[0], "seed": split_seed(drawn[0]["job"])[1], "seeds": len(group)})
+    return sheet
 
 
 def model_view(model: dict) -> dict:

@@ -205,12 +205,9 @@ def _utc(stamp) -> str | None:
 # -- pictures ---------------------------------------------------------------------------------------------
 def lowest_seeds(found: list[runfolder.JobFolder]) -> dict[str, runfolder.JobFolder]:
     """Per model, its job of the lowest seed that drew samples: the one the pictures show."""
-    chosen: dict[str, tuple[int, runfolder.JobFolder]] = {}
-    for job in found:
-        model, seed = split_seed(job.name)
-        if collect.final_samples(job) is not None and (model not in chosen or seed < chosen[model][0]):
-            chosen[model] = (seed, job)
-    return {model: job for model, (_, job) in sorted(chosen.items(), key=lambda kv: runfolder.natural(kv[0]))}
+    groups = runfolder.seeds_by_model(found, lambda job: job.name)
+    drawn = {model: [job for job in group if collect.final_samples(job) is not None] for model, group in groups.items()}
+    return {model: jobs[0] for model, jobs in drawn.items() if jobs}
 
 
 def spread(frames: list, most: int) -> list:
@@ -262,23 +259,8 @@ def contact_sheet(firsts: dict[str, runfolder.JobFolder], summary: dict, setting
         title += f"\nPARTIAL: {partial_headline(settings, most=3)}"
     fig.suptitle(title, fontsize=12, color="firebrick" if settings["partial"] else "black")
     fig.tight_layout()
-    artifacts.write_bytes(path, palette_png(fig))
+    artifacts.save_figure(fig, path, dpi=100, colours=256)
     return path.name
-
-
-def palette_png(fig) -> bytes:
-    """The figure as a 256-colour PNG: grey sample grids lose nothing, and the file is half the RGBA one."""
-    import io
-
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    out = io.BytesIO()
-    Image.open(buf).convert("RGB").quantize(256).save(out, format="png", optimize=True)
-    return out.getvalue()
 
 
 def caption(numbers: dict, done, settings: dict, model: str) -> str:
