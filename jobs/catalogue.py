@@ -192,7 +192,8 @@ def _convert(kind, text, key):
             (inner, *_) = typing.get_args(kind)
             return origin(inner(t) for t in text.split(",") if t)
     except ValueError:
-        raise ConfigError(f"{key}={text!r}: expected {getattr(kind, '__name__', kind)}") from None
+        forms = " (true/false, yes/no or 1/0)" if kind is bool else ""
+        raise ConfigError(f"{key}={text!r}: expected {getattr(kind, '__name__', kind)}{forms}") from None
     return text
 
 

@@ -30,7 +30,7 @@ def test_unknown_setting_lists_the_valid_settings(tmp_path, capsys):
     ("lr_g=fast", "lr_g='fast': expected float"),
     ("precision=fp8", "choose one of auto, no, bf16, fp16"),
     ("epochs=0", "epochs=0: must be at least 1"),
-    ("download=maybe", "expected bool"),
+    ("download=maybe", "expected bool (true/false, yes/no or 1/0)"),
 ])
 def test_invalid_values_are_named_with_the_fix(tmp_path, capsys, setting, message):
     code, out = run(capsys, "gan/gan", "--local", "--set", setting, "--outputs", str(tmp_path))
