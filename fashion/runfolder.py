@@ -191,6 +191,11 @@ def write_snapshot(folder, epoch: int, images: torch.Tensor) -> Path:
     return _save(snapshot_path(folder, epoch), {"epoch": epoch, "images": to_uint8(images)})
 
 
+def sample_frames(folder) -> list[Path]:
+    """The per-epoch sample grids (``samples/epoch_NNN.png``), in epoch order (epoch_1000 after epoch_999)."""
+    return sorted((Path(folder) / "samples").glob("epoch_*.png"), key=lambda p: natural(p.name))
+
+
 def snapshot_files(folder) -> list[Path]:
     return sorted((Path(folder) / SNAPSHOT_DIR).glob("epoch_*.pt"), key=lambda p: natural(p.name))
 

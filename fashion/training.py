@@ -468,7 +468,7 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
         if main:
             # The writer thread is still writing the last checkpoint and history: what needs only the nets
             # and the epoch grids is made meanwhile; finish() reads history.csv, so it waits for the writes.
-            frames = sorted((job_dir / "samples").glob("epoch_*.png"))
+            frames = runfolder.sample_frames(job_dir)
             artifacts.make_gif(frames, job_dir / "samples.gif")
             artifacts.make_epoch_strip(frames, job_dir / "strip.png", title=job_name)
             last = epoch_rows[-1] if epoch_rows else {}

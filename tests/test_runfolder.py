@@ -105,3 +105,10 @@ def test_the_contact_sheet_shows_the_lowest_seed_that_drew_samples_and_counts_ev
     sections = [{"job": "gan/gan.seed1", "samples": "b.png"}, {"job": "gan/gan", "samples": None},
                 {"job": "gan/gan.seed2", "samples": "c.png"}, {"job": "gan/wgan"}]
     assert first_seed(sections) == [{"job": "gan/gan.seed1", "samples": "b.png", "seed": 1, "seeds": 3}]
+
+
+def test_sample_frames_are_in_epoch_order_past_epoch_999(tmp_path):
+    (tmp_path / "samples").mkdir()
+    for epoch in (1000, 2, 999):
+        (tmp_path / "samples" / f"epoch_{epoch:03d}.png").write_bytes(b"")
+    assert [p.name for p in runfolder.sample_frames(tmp_path)] == ["epoch_002.png", "epoch_999.png", "epoch_1000.png"]

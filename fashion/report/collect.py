@@ -65,14 +65,9 @@ def pictures(job: JobFolder) -> list[Path]:
     return found
 
 
-def sample_frames(job: JobFolder) -> list[Path]:
-    """The per-epoch sample grids (``samples/epoch_NNN.png``), in epoch order."""
-    return sorted((job.path / "samples").glob("epoch_*.png"), key=lambda p: natural(p.name))
-
-
 def final_samples(job: JobFolder) -> Path | None:
     """The last per-epoch sample grid, for the contact sheet."""
-    frames = sample_frames(job)
+    frames = runfolder.sample_frames(job.path)
     return frames[-1] if frames else None
 
 

@@ -224,7 +224,7 @@ def write_gifs(firsts: dict[str, runfolder.JobFolder], folder: Path) -> dict[str
     for model, job in firsts.items():
         if job.family not in GIF_FAMILIES:
             continue
-        frames = spread(collect.sample_frames(job), GIF_FRAMES)
+        frames = spread(runfolder.sample_frames(job.path), GIF_FRAMES)
         if len(frames) > 1:  # one epoch is a picture, already on the contact sheet
             path = artifacts.make_gif(frames, folder / f"{model.replace('/', '_')}.gif", fps=GIF_FPS)
             written[model] = path.relative_to(folder.parent).as_posix()
