@@ -221,6 +221,20 @@ def sacct(ids: list[str], fields: str = "State,Start,End") -> dict[str, dict]:
     return rows
 
 
+def job_log(run_dir: Path, name: str) -> str:
+    """A job's error and every task's log, for a failed assertion's message: a bare 'FAILED' explains nothing
+    (a DDP job has one log per rank, and the rank that failed need not be rank 0)."""
+    try:
+        status = json.loads((run_dir / name / "status.json").read_text())
+    except (OSError, ValueError) as error:
+        status = {"error": f"no status.json for {name}: {error}"}
+    parts = [str(status.get("error") or status.get("reason") or status.get("state"))]
+    for log in sorted((run_dir / ".submitit").rglob("*_log.*")):
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+        parts.append(f"--- {log.relative_to(run_dir)}\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
 def wait_until_ended(ids: list[str], timeout: float) -> dict[str, dict]:
     """sacct rows of the jobs once every one has ended; fails the test (they are cancelled) after timeout."""
     deadline = time.monotonic() + timeout
@@ -257,7 +271,7 @@ def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
     assert record["report"]["dependency"] == "afterany:" + ":".join(g["slurm_id"] for g in record["groups"])
     rows = wait_until_ended(list(names.values()), timeout=1500)
     for name, job_id in names.items():
-        assert rows[job_id]["State"] == "COMPLETED", (name, rows[job_id])
+        assert rows[job_id]["State"] == "COMPLETED", (name, rows[job_id], job_log(run_dir, name))
         status = json.loads((run_dir / name / "status.json").read_text())
         assert status["state"] == "completed" and status["slurm_id"] == job_id
 
@@ -279,7 +293,8 @@ def test_two_gpus_train_one_job_as_two_ddp_processes(run):
                  "--run", "ddp", "--no-aggregate")
     assert result.returncode == 0, result.stdout + result.stderr
     job_id = submitted(run.outputs / "ddp")["groups"][0]["jobs"]["gan/gan"]
-    assert wait_until_ended([job_id], timeout=600)[job_id]["State"] == "COMPLETED"
+    state = wait_until_ended([job_id], timeout=600)[job_id]["State"]
+    assert state == "COMPLETED", job_log(run.outputs / "ddp", "gan/gan")
     config = json.loads((run.outputs / "ddp" / "gan/gan" / "config.json").read_text())
     assert config["world_size"] == 2 and config["slurm_job_id"] == job_id
     assert config["threads"] == 1  # the test profile's cpus_per_task, not every core of the node
@@ -306,7 +321,8 @@ def test_a_preempted_job_requeues_resumes_and_ends_with_the_weights_of_an_uninte
     subprocess.run(["scancel", "--signal=USR2", ids["preempted"]], check=True, timeout=30)
 
     rows = wait_until_ended(list(ids.values()), timeout=600)
-    assert {rows[i]["State"] for i in ids.values()} == {"COMPLETED"}
+    logs = "\n".join(job_log(run.outputs / name, "gan/gan") for name in ids)
+    assert {rows[i]["State"] for i in ids.values()} == {"COMPLETED"}, logs
     history = subprocess.run(["sacct", "-n", "-P", "-X", "-D", "-j", ids["preempted"], "-o", "State"],
                              capture_output=True, text=True, check=True).stdout.split()
     assert "REQUEUED" in history, history
