@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="experiment trackers, comma-separated: tensorboard, wandb (offline), mlflow, aim, ...")
     g.add_argument("--plan-device", default="NVIDIA H200",
                    help="--plan/--dry-run: the device to estimate for, as torch names it, or cpu")
-    g.add_argument("--slots", type=int, help="--plan: jobs running at once (default: --array-parallelism, else all)")
+    g.add_argument("--slots", type=int,
+                   help="--plan: SLURM jobs (packs, with --pack) running at once (default: --array-parallelism, else all)")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
                    help="any config field, for all jobs or for one job (repeatable); see --list -v")
     g.add_argument("--classifier", metavar="PATH", help="a classify/cnn model.pt for the report's quality metrics "
@@ -196,16 +197,12 @@ def dispatch(args) -> int:
         console.print("nothing to run: every selected job was skipped")
         return 1
     selected, replace = preflight.decide(selected, configs, out, args.force)
-    if not args.no_aggregate:  # the jobs about to train need the classifier's features for the report
-        _, note = jobs.with_feature_classifier(selected, out, args.classifier)
-        if note:
-            added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
-            configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
-                                                     if k in added.config_class.__dataclass_fields__})
-            todo, also_replace = preflight.decide([added], configs, out, force=False)
-            if todo:
-                console.print(f"[yellow]{note}[/]", highlight=False)
-                selected, replace = selected + todo, replace + also_replace
+    added, note = feature_classifier(selected, configs, out, args)  # the report measures in its features
+    if added:
+        todo, also_replace = preflight.decide(added, configs, out, force=False)
+        if todo:
+            console.print(f"[yellow]{note}[/]", highlight=False)
+            selected, replace = selected + todo, replace + also_replace
     if not selected:
         console.print(f"nothing to run in {out}: every selected job completed or was set aside")
         return 0
@@ -306,16 +303,34 @@ def check_run_name(run: str) -> str:
 
 
 def show_plan(selected: list[jobs.Job], configs: dict, outputs: Path, args) -> None:
+    """--plan/--dry-run: what the launch into --run would train (completed jobs skipped, partial ones resumed,
+    the report's classifier added) and what it costs."""
     from slurm.plan import estimate, print_plan
 
-    slots = args.slots or args.array_parallelism or len(selected)
-    if slots < 1:
-        raise LaunchError(f"--slots {slots}: must be at least 1")
+    if args.slots is not None and args.slots < 1:
+        raise LaunchError(f"--slots {args.slots}: must be at least 1")
+    out = outputs / args.run
     try:
-        rows = estimate(selected, configs, outputs, args.plan_device)
+        rows = estimate(selected, configs, outputs, args.plan_device, run_dir=out, force=args.force)
+        added, _ = feature_classifier([job for job, row in zip(selected, rows) if row.images], configs, out, args)
+        rows += estimate(added, configs, outputs, args.plan_device, run_dir=out)  # the launch never forces it
     except ValueError as err:
         raise LaunchError(str(err)) from None
-    print_plan(rows, args.plan_device, slots, console)
+    print_plan(rows, args.plan_device, args.slots or args.array_parallelism, console, pack=args.pack)
+
+
+def feature_classifier(selected: list[jobs.Job], configs: dict, out: Path, args) -> tuple[list[jobs.Job], str]:
+    """([classify/cnn], why) when the report will need its features and the run has none on its way, its
+    config added to ``configs``; else ([], "")."""
+    if args.no_aggregate:
+        return [], ""
+    _, note = jobs.with_feature_classifier(selected, out, args.classifier)
+    if not note:
+        return [], ""
+    added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
+    configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
+                                             if k in added.config_class.__dataclass_fields__})
+    return [added], note
 
 
 def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:

@@ -3,7 +3,9 @@
 A job's speed (images/s) comes from earlier runs of the same job on the same device and batch size found
 under the outputs root (their metrics.json, or status.json while running), else from the benchmark's
 figures (benchmarks/figures.toml), else from the median of that device's figures; each row says which.
-Estimates cover the training loop only (no start-up, report or queue wait).
+Only what the launch would train is counted: a job the run's folder holds completed is skipped, a partial
+one resumes after its last epoch (``--force`` retrains both). Estimates cover the training loop only (no
+start-up, report or queue wait).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fashion import artifacts, runfolder
+from fashion.checkpoint import CHECKPOINT
 
 FIGURES = Path(__file__).resolve().parents[1] / "benchmarks" / "figures.toml"
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training split
@@ -22,10 +25,14 @@ TRAIN_IMAGES = 60_000  # Fashion-MNIST's training split
 class Estimate:
     job: str
     images: int
-    "Images the job trains on over all its epochs."
+    "Images the launch would train the job on: its remaining epochs."
     images_per_s: float
     source: str
     gpus: int
+    resources: object = None
+    "The catalogue's request, which decides the SLURM jobs a pack may share (as the launcher groups them)."
+    done: str = ""
+    "What the run's folder already holds of the job, when something: 'completed: skipped', 'after epoch 3'."
 
     @property
     def minutes(self) -> float:
@@ -43,6 +50,17 @@ def images_per_run(config) -> int:
     if config.limit_batches:
         steps = min(steps, config.limit_batches)
     return config.epochs * steps * config.batch_size
+
+
+def trained_epochs(run_dir: Path, job: str) -> tuple[int, str]:
+    """(epochs the job has trained in the run's folder, its state): what a launch resumes after or skips."""
+    folder = runfolder.job_dir(run_dir, job)
+    status = artifacts.read_status(folder)
+    state = status.get("state", "")
+    if state != "completed" and not (folder / CHECKPOINT).exists():
+        return 0, state
+    epoch = status.get("epoch")
+    return (int(epoch) if isinstance(epoch, (int, float)) else 0), state
 
 
 def measured_rate(outputs: Path, job: str, device: str, batch_size: int) -> tuple[float, int] | None:
@@ -64,12 +82,25 @@ def measured_rate(outputs: Path, job: str, device: str, batch_size: int) -> tupl
     return (statistics.mean(rates), len(rates)) if rates else None
 
 
-def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | None = None) -> list[Estimate]:
+def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | None = None,
+             run_dir: Path | None = None, force: bool = False) -> list[Estimate]:
+    """One row per job; with ``run_dir``, only the epochs a launch into it would train (none with ``force``)."""
     figures = load_figures() if figures is None else figures
     table = figures.get(device, {})
     rows = []
     for job in jobs:
         config = configs[job.name]
+        epochs, done = config.epochs, ""
+        if job.unavailable and (reason := job.unavailable(config)):
+            epochs, done = 0, f"set aside: {reason}"  # the launch prints the same reason
+        elif run_dir is not None and not force:
+            trained, state = trained_epochs(run_dir, job.name)
+            if state == "corrupt":
+                epochs, done = 0, "corrupt: skipped"
+            elif trained >= config.epochs and state == "completed":
+                epochs, done = 0, "completed: skipped"
+            elif trained:
+                epochs, done = config.epochs - trained, f"after epoch {trained}"
         measured = measured_rate(outputs, job.name, device, config.batch_size)
         if measured:
             rate, source = measured[0], f"{measured[1]} earlier run{'s' if measured[1] > 1 else ''}"
@@ -81,9 +112,28 @@ def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | No
             known = ", ".join(figures) or "none"
             raise ValueError(f"no figures for device {device!r} in {FIGURES.name} (it has: {known}) "
                              "and no earlier run on it; choose another --plan-device")
-        rows.append(Estimate(job.name, images_per_run(config), rate, source,
-                             job.resources.gpus_per_node * job.resources.nodes))
+        images = images_per_run(config) // config.epochs * epochs if config.epochs else 0
+        rows.append(Estimate(job.name, images, rate, source, job.resources.gpus_per_node * job.resources.nodes,
+                             job.resources, done))
     return rows
+
+
+def allocations(rows: list[Estimate], pack: int = 1) -> list[list[Estimate]]:
+    """The SLURM jobs a launch submits for ``rows``: one per job still to train, or with ``--pack N`` up to N
+    side by side, in selection order among the jobs that ask for the same resources."""
+    by_request: dict[object, list[Estimate]] = {}
+    for row in rows:
+        if row.images:
+            by_request.setdefault(row.resources, []).append(row)
+    size = max(1, pack)
+    return [members[i:i + size] for members in by_request.values() for i in range(0, len(members), size)]
+
+
+def pack_minutes(unit: list[Estimate]) -> tuple[float, float]:
+    """(fastest, slowest) minutes of one allocation: its members side by side at the speed each has alone,
+    or taking turns as on a saturated device. Unmeasured packs lie between the two."""
+    minutes = [r.minutes for r in unit]
+    return max(minutes), sum(minutes)
 
 
 def wall_minutes(minutes: list[float], slots: int) -> float:
@@ -99,17 +149,42 @@ def gpu_hours(rows: list[Estimate]) -> float:
     return sum(r.minutes * r.gpus for r in rows) / 60
 
 
-def print_plan(rows: list[Estimate], device: str, slots: int, console) -> None:
+def totals(rows: list[Estimate], slots: int, pack: int = 1) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((GPU-hours), (wall minutes)) of the run, each as (fastest, slowest): equal without packing; with
+    ``--pack N`` a pack holds its GPU until its last member ends, and ``slots`` counts packs at once."""
+    units = allocations(rows, pack)
+    spans = [pack_minutes(unit) for unit in units]
+    hours = tuple(sum(span[k] * unit[0].gpus for span, unit in zip(spans, units)) / 60 for k in (0, 1))
+    walls = tuple(wall_minutes([span[k] for span in spans], slots) if spans else 0.0 for k in (0, 1))
+    return hours, walls
+
+
+def print_plan(rows: list[Estimate], device: str, slots: int | None, console, pack: int = 1) -> None:
+    """The table and the totals; ``slots`` SLURM jobs (or packs) at once, every one when None."""
     from rich.table import Table
 
     table = Table(title=f"plan on {device} (training loop only)")
     for col, justify in (("job", "left"), ("images", "right"), ("images/s", "right"), ("minutes", "right"),
-                         ("from", "left")):
+                         ("from", "left"), ("in the run", "left")):
         table.add_column(col, justify=justify)
     for r in rows:
-        table.add_row(r.job, f"{r.images:,}", f"{r.images_per_s:.0f}", f"{r.minutes:.1f}", r.source)
+        table.add_row(r.job, f"{r.images:,}", f"{r.images_per_s:.0f}", f"{r.minutes:.1f}", r.source,
+                      r.done.split(":")[0])
     console.print(table)
+    for r in rows:
+        if r.done.startswith("set aside: "):
+            console.print(f"[yellow]{r.job}: {r.done}[/]", highlight=False)
     unit = "GPU-hours" if device != "cpu" else "device-hours"
-    wall = wall_minutes([r.minutes for r in rows], slots)
-    console.print(f"{len(rows)} jobs: {gpu_hours(rows):.2f} {unit}; wall time {wall:.1f} min "
-                  f"with {slots} running at once", highlight=False)
+    todo = [r for r in rows if r.images]
+    skipped = f" ({len(rows) - len(todo)} skipped)" if len(todo) < len(rows) else ""
+    units = allocations(todo, pack)
+    slots = slots or max(1, len(units))
+    (low, high), (fast, slow) = totals(todo, slots, pack)
+    at_once = f"with {slots} {'running' if pack <= 1 else 'pack' + ('s' if slots > 1 else '')} at once"
+    if pack <= 1 or len(units) == len(todo):
+        console.print(f"{len(todo)} jobs to train{skipped}: {low:.2f} {unit}; wall time {fast:.1f} min {at_once}",
+                      highlight=False)
+        return
+    console.print(f"{len(todo)} jobs to train{skipped} in {len(units)} packs of up to {pack}: {low:.2f}-{high:.2f} "
+                  f"{unit}; wall time {fast:.1f}-{slow:.1f} min {at_once} (from members training side by side "
+                  "at the speed each has alone, to members taking turns)", highlight=False)

@@ -1,7 +1,10 @@
-"""The cost estimate: images per job, where its speed comes from, GPU-hours and wall time."""
+"""The cost estimate: images per job, where its speed comes from, what the run already holds, GPU-hours and
+wall time, packed or not."""
 import jobs
 from fashion import artifacts
-from slurm.plan import estimate, gpu_hours, images_per_run, wall_minutes
+from fashion.checkpoint import CHECKPOINT
+from jobs.catalogue import Resources
+from slurm.plan import Estimate, allocations, estimate, gpu_hours, images_per_run, totals, wall_minutes
 
 FIGURES = {"NVIDIA H200": {"gan/gan": 6400.0, "gan/wgan": 3200.0}, "cpu": {"gan/gan": 320.0}}
 
@@ -81,13 +84,86 @@ def test_gpu_hours_count_every_gpu_of_a_job(tmp_path):
     assert abs(gpu_hours(rows) - (images / 6400 + images / 3200) / 3600) < 1e-12
 
 
+def trained(run_dir, job, epoch, state="completed"):
+    folder = run_dir / job
+    artifacts.write_status(folder, state, epoch=epoch)
+    (folder / CHECKPOINT).write_bytes(b"")  # only its presence counts here
+
+
+def test_a_job_completed_in_the_run_costs_nothing_and_a_partial_one_only_its_remaining_epochs(tmp_path):
+    run = tmp_path / "study"
+    trained(run, "gan/gan", 4)
+    trained(run, "gan/wgan", 1, state="interrupted")
+    selected = [jobs.get("gan/gan"), jobs.get("gan/wgan")]
+    configs = configs_for("gan/gan", "gan/wgan", epochs=4, limit_batches=10)
+    done, partial = estimate(selected, configs, tmp_path, "NVIDIA H200", FIGURES, run_dir=run)
+    assert (done.images, done.done) == (0, "completed: skipped")
+    assert (partial.images, partial.done) == (3 * 10 * 64, "after epoch 1")
+    forced = estimate(selected, configs, tmp_path, "NVIDIA H200", FIGURES, run_dir=run, force=True)
+    assert [r.images for r in forced] == [4 * 10 * 64] * 2 and not any(r.done for r in forced)
+
+
+def test_a_completed_job_asked_for_more_epochs_trains_only_the_new_ones(tmp_path):
+    trained(tmp_path / "study", "gan/gan", 2)
+    (row,) = estimate([jobs.get("gan/gan")], configs_for("gan/gan", epochs=5, limit_batches=10), tmp_path,
+                      "NVIDIA H200", FIGURES, run_dir=tmp_path / "study")
+    assert (row.images, row.done) == (3 * 10 * 64, "after epoch 2")
+
+
+def test_a_corrupt_or_unavailable_job_is_skipped_as_the_launch_skips_it(tmp_path):
+    (tmp_path / "study" / "gan/gan").mkdir(parents=True)
+    (tmp_path / "study" / "gan/gan" / "status.json").write_text("{not json")
+    selected = [jobs.get("gan/gan"), jobs.get("vae/product-cond")]
+    corrupt, unavailable = estimate(selected, configs_for("gan/gan", "vae/product-cond"), tmp_path, "NVIDIA H200",
+                                    FIGURES, run_dir=tmp_path / "study")
+    assert (corrupt.images, corrupt.done) == (0, "corrupt: skipped")
+    assert unavailable.images == 0 and unavailable.done.startswith("set aside: needs --set vae/product-cond:photo_dir")
+
+
+def row(job, minutes, resources=Resources()):
+    return Estimate(job, images=int(minutes * 60 * 100), images_per_s=100.0, source="", gpus=1, resources=resources)
+
+
+def test_packs_fill_in_selection_order_among_jobs_asking_for_the_same_resources():
+    small = Resources(cpus_per_task=2)
+    rows = [row("a", 1), row("b", 1, small), row("c", 1), row("d", 1), row("e", 1, small), row("done", 0)]
+    assert [[r.job for r in unit] for unit in allocations(rows, pack=2)] == [["a", "c"], ["d"], ["b", "e"]]
+    assert [[r.job for r in unit] for unit in allocations(rows)] == [["a"], ["c"], ["d"], ["b"], ["e"]]
+
+
+def test_a_pack_costs_between_its_longest_member_and_all_its_members_in_turn():
+    rows = [row("a", 30), row("b", 10), row("c", 20), row("d", 20)]
+    (low, high), (fast, slow) = totals(rows, slots=1, pack=2)  # packs (a, b) and (c, d)
+    assert (low * 60, high * 60) == (30 + 20, 40 + 40)
+    assert (fast, slow) == (50, 80)
+    (low, high), (fast, slow) = totals(rows, slots=2, pack=2)
+    assert (fast, slow) == (30, 40)
+    assert totals(rows, slots=4) == ((80 / 60, 80 / 60), (30, 30))  # unpacked: one figure
+
+
 def test_launch_plan_prints_the_totals_and_runs_nothing(tmp_path, capsys):
     import launch
 
-    assert launch.main(["gan/gan", "gan/wgan", "--plan", "--slots", "1", "--outputs", str(tmp_path)]) == 0
+    args = ["gan/gan", "gan/wgan", "--plan", "--slots", "1", "--outputs", str(tmp_path)]
+    assert launch.main(args + ["--no-aggregate"]) == 0
     out = capsys.readouterr().out
-    assert "2 jobs:" in out and "GPU-hours" in out and "with 1 running at once" in out
+    assert "2 jobs to train:" in out and "GPU-hours" in out and "with 1 running at once" in out
+    assert launch.main(args) == 0  # as the launch does, the report's classifier is trained too
+    out = capsys.readouterr().out
+    assert "3 jobs to train:" in out and "classify/cnn" in out
     assert not any(tmp_path.iterdir())
+
+
+def test_launch_plan_skips_what_the_run_holds_and_gives_a_range_for_packs(tmp_path, capsys):
+    import launch
+
+    for job in ("gan/gan", "gan/wgan", "classify/cnn"):
+        trained(tmp_path / "study", job, 50)
+    args = ["gan/*", "--plan", "--run", "study", "--outputs", str(tmp_path), "--pack", "4", "--slots", "1"]
+    assert launch.main(args) == 0
+    out = capsys.readouterr().out
+    assert "8 jobs to train (2 skipped) in 2 packs of up to 4:" in out and "with 1 pack at once" in out
+    assert "classify/cnn" not in out  # completed in the run: the report measures with it
 
 
 def test_launch_plan_for_an_unknown_device_exits_2(tmp_path):
