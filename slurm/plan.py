@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fashion import artifacts, runfolder
 from fashion.checkpoint import CHECKPOINT
+from jobs.preflight import resume_check
 
 FIGURES = Path(__file__).resolve().parents[1] / "benchmarks" / "figures.toml"
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training split
@@ -100,7 +101,10 @@ def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | No
             elif trained >= config.epochs and state == "completed":
                 epochs, done = 0, "completed: skipped"
             elif trained:
-                epochs, done = config.epochs - trained, f"after epoch {trained}"
+                folder = runfolder.job_dir(run_dir, job.name)
+                refused, _ = resume_check(folder, config, artifacts.read_status(folder))
+                epochs = 0 if refused else config.epochs - trained
+                done = f"refused: {refused}" if refused else f"after epoch {trained}"
         measured = measured_rate(outputs, job.name, device, config.batch_size)
         if measured:
             rate, source = measured[0], f"{measured[1]} earlier run{'s' if measured[1] > 1 else ''}"
@@ -172,7 +176,7 @@ def print_plan(rows: list[Estimate], device: str, slots: int | None, console, pa
                       r.done.split(":")[0])
     console.print(table)
     for r in rows:
-        if r.done.startswith("set aside: "):
+        if r.done.startswith(("set aside: ", "refused: ")):
             console.print(f"[yellow]{r.job}: {r.done}[/]", highlight=False)
     unit = "GPU-hours" if device != "cpu" else "device-hours"
     todo = [r for r in rows if r.images]

@@ -1,5 +1,7 @@
 """The cost estimate: images per job, where its speed comes from, what the run already holds, GPU-hours and
 wall time, packed or not."""
+import dataclasses
+
 import jobs
 from fashion import artifacts
 from fashion.checkpoint import CHECKPOINT
@@ -170,3 +172,13 @@ def test_launch_plan_for_an_unknown_device_exits_2(tmp_path):
     import launch
 
     assert launch.main(["gan/gan", "--plan", "--plan-device", "TPU", "--outputs", str(tmp_path)]) == 2
+
+
+def test_a_resume_the_launch_would_refuse_costs_nothing_and_says_why(tmp_path):
+    run = tmp_path / "study"
+    configs = configs_for("classify/cnn", epochs=3)
+    trained(run, "classify/cnn", 3)
+    artifacts.write_json(run / "classify/cnn" / "config.json", {"config": dataclasses.asdict(configs["classify/cnn"])})
+    more = configs_for("classify/cnn", epochs=5)  # its cosine schedule spans the epochs: no training on
+    (row,) = estimate([jobs.get("classify/cnn")], more, tmp_path, "NVIDIA H200", FIGURES, run_dir=run)
+    assert row.images == 0 and row.done.startswith("refused: ") and "epochs" in row.done
