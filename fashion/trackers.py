@@ -82,8 +82,10 @@ class Trackers:
                 tracker.log_images({tag: [image] for tag, image in images.items()}, step=step)
 
     def close(self) -> None:
-        if self.names:
-            self.acc.end_training()
+        # Not acc.end_training(): it also destroys the process group, and this runs on the main process only,
+        # before the job's last barrier.
+        for tracker in self.acc.trackers if self.names else ():
+            tracker.finish()
 
 
 def _grid_tag(relative: Path) -> str:

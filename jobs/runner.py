@@ -40,7 +40,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         try:
             from fashion.training import fit
 
-            return fit(job.task, self.config, self.job_dir, self.job_name)
+            result = fit(job.task, self.config, self.job_dir, self.job_name)
         except artifacts.JobBusy:
             raise  # the folder and its status.json belong to the process that holds the lock
         except Exception as err:
@@ -48,6 +48,11 @@ class TrainJob(submitit.helpers.Checkpointable):
                 artifacts.write_status(self.job_dir, "failed", error=failure(err, self.job_dir),
                                        traceback=traceback.format_exc()[-4000:])
             raise
+        import torch.distributed
+
+        if distributed and torch.distributed.is_initialized():  # every rank passed fit's last barrier
+            torch.distributed.destroy_process_group()  # the clean shutdown torch asks for
+        return result
 
     def completed(self) -> bool:
         """The job's folder says it trained all its epochs (a requeued pack skips it)."""
