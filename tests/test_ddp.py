@@ -169,7 +169,8 @@ def test_launcher_trains_one_job_on_two_processes(fake_fashion_dir, tmp_path):
 def test_two_processes_with_a_tracker_complete_and_log_from_the_main_process(fake_fashion_dir, tmp_path):
     # The tracker's close on the main process once destroyed the process group before the last barrier.
     cmd = [sys.executable, "launch.py", "gan/gan", "--local", "--nproc", "2", "--epochs", "1", "--limit-batches", "3",
-           "--batch-size", "16", "--log-with", "tensorboard", "--no-aggregate", "--run", "ddp", "--outputs", str(tmp_path)]
+           "--batch-size", "16", "--log-with", "tensorboard", "--no-aggregate", "--run", "ddp",
+           "--outputs", str(tmp_path)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     job_dir = tmp_path / "ddp" / "gan" / "gan"
     status = json.loads((job_dir / "status.json").read_text())
