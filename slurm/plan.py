@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fashion import artifacts, runfolder
 from fashion.checkpoint import CHECKPOINT
+from jobs.catalogue import Resources
 from jobs.preflight import resume_check
 
 FIGURES = Path(__file__).resolve().parents[1] / "benchmarks" / "figures.toml"
@@ -30,7 +31,7 @@ class Estimate:
     images_per_s: float
     source: str
     gpus: int
-    resources: object = None
+    resources: Resources | None = None
     "The catalogue's request, which decides the SLURM jobs a pack may share (as the launcher groups them)."
     done: str = ""
     "What the run's folder already holds of the job, when something: 'completed: skipped', 'after epoch 3'."
@@ -53,15 +54,13 @@ def images_per_run(config) -> int:
     return config.epochs * steps * config.batch_size
 
 
-def trained_epochs(run_dir: Path, job: str) -> tuple[int, str]:
-    """(epochs the job has trained in the run's folder, its state): what a launch resumes after or skips."""
-    folder = runfolder.job_dir(run_dir, job)
+def trained_epochs(folder: Path) -> tuple[int, dict]:
+    """(epochs the job in ``folder`` has trained, its status): what a launch resumes after or skips."""
     status = artifacts.read_status(folder)
-    state = status.get("state", "")
-    if state != "completed" and not (folder / CHECKPOINT).exists():
-        return 0, state
+    if status.get("state") != "completed" and not (folder / CHECKPOINT).exists():
+        return 0, status
     epoch = status.get("epoch")
-    return (int(epoch) if isinstance(epoch, (int, float)) else 0), state
+    return (int(epoch) if isinstance(epoch, (int, float)) else 0), status
 
 
 def measured_rate(outputs: Path, job: str, device: str, batch_size: int) -> tuple[float, int] | None:
@@ -95,14 +94,14 @@ def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | No
         if job.unavailable and (reason := job.unavailable(config)):
             epochs, done = 0, f"set aside: {reason}"  # the launch prints the same reason
         elif run_dir is not None and not force:
-            trained, state = trained_epochs(run_dir, job.name)
-            if state == "corrupt":
+            folder = runfolder.job_dir(run_dir, job.name)
+            trained, status = trained_epochs(folder)
+            if status.get("state") == "corrupt":
                 epochs, done = 0, "corrupt: skipped"
-            elif trained >= config.epochs and state == "completed":
+            elif trained >= config.epochs and status.get("state") == "completed":
                 epochs, done = 0, "completed: skipped"
             elif trained:
-                folder = runfolder.job_dir(run_dir, job.name)
-                refused, _ = resume_check(folder, config, artifacts.read_status(folder))
+                refused, _ = resume_check(folder, config, status)
                 epochs = 0 if refused else config.epochs - trained
                 done = f"refused: {refused}" if refused else f"after epoch {trained}"
         measured = measured_rate(outputs, job.name, device, config.batch_size)
@@ -147,10 +146,6 @@ def wall_minutes(minutes: list[float], slots: int) -> float:
         i = ends.index(min(ends))
         ends[i] += m
     return max(ends)
-
-
-def gpu_hours(rows: list[Estimate]) -> float:
-    return sum(r.minutes * r.gpus for r in rows) / 60
 
 
 def totals(rows: list[Estimate], slots: int, pack: int = 1) -> tuple[tuple[float, float], tuple[float, float]]:

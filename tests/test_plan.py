@@ -6,7 +6,7 @@ import jobs
 from fashion import artifacts
 from fashion.checkpoint import CHECKPOINT
 from jobs.catalogue import Resources
-from slurm.plan import Estimate, allocations, estimate, gpu_hours, images_per_run, totals, wall_minutes
+from slurm.plan import Estimate, allocations, estimate, images_per_run, totals, wall_minutes
 
 FIGURES = {"NVIDIA H200": {"gan/gan": 6400.0, "gan/wgan": 3200.0}, "cpu": {"gan/gan": 320.0}}
 
@@ -82,8 +82,10 @@ def test_wall_time_packs_longest_jobs_first_into_the_slots():
 def test_gpu_hours_count_every_gpu_of_a_job(tmp_path):
     configs = configs_for("gan/gan", "gan/wgan", epochs=1, limit_batches=300)
     rows = estimate([jobs.get("gan/gan"), jobs.get("gan/wgan")], configs, tmp_path, "NVIDIA H200", FIGURES)
+    rows[1].gpus = 4
     images = 300 * 64
-    assert abs(gpu_hours(rows) - (images / 6400 + images / 3200) / 3600) < 1e-12
+    (hours, _), _ = totals(rows, slots=2)
+    assert abs(hours - (images / 6400 + 4 * images / 3200) / 3600) < 1e-12
 
 
 def trained(run_dir, job, epoch, state="completed"):
