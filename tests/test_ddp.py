@@ -1,6 +1,7 @@
 """Two CPU processes with gloo, started the way SLURM starts them (submitit tasks): ranks stay identical,
 and two ranks train exactly what one process does with the same global batch."""
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -166,6 +167,7 @@ def test_launcher_trains_one_job_on_two_processes(fake_fashion_dir, tmp_path):
     assert isinstance(row["fid"], float) and "classify/cnn" in summary["feature classifier"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
 def test_two_processes_with_a_tracker_complete_and_log_from_the_main_process(fake_fashion_dir, tmp_path):
     # The tracker's close on the main process once destroyed the process group before the last barrier.
     cmd = [sys.executable, "launch.py", "gan/gan", "--local", "--nproc", "2", "--epochs", "1", "--limit-batches", "3",
