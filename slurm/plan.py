@@ -184,6 +184,7 @@ def print_plan(rows: list[Estimate], device: str, slots: int | None, console, pa
         console.print(f"{len(todo)} jobs to train{skipped}: {low:.2f} {unit}; wall time {fast:.1f} min {at_once}",
                       highlight=False)
         return
-    console.print(f"{len(todo)} jobs to train{skipped} in {len(units)} packs of up to {pack}: {low:.2f}-{high:.2f} "
+    packs = f"{len(units)} pack{'s' if len(units) > 1 else ''}"
+    console.print(f"{len(todo)} jobs to train{skipped} in {packs} of up to {pack}: {low:.2f}-{high:.2f} "
                   f"{unit}; wall time {fast:.1f}-{slow:.1f} min {at_once} (from members training side by side "
                   "at the speed each has alone, to members taking turns)", highlight=False)
