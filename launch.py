@@ -309,6 +309,7 @@ def show_plan(selected: list[jobs.Job], configs: dict, outputs: Path, args) -> N
 
     if args.slots is not None and args.slots < 1:
         raise LaunchError(f"--slots {args.slots}: must be at least 1")
+    preflight.check_pack(args.pack, args.nproc, args.gpus_per_node, args.nodes)  # as the launch would refuse
     out = outputs / args.run
     try:
         rows = estimate(selected, configs, outputs, args.plan_device, run_dir=out, force=args.force)

@@ -113,6 +113,15 @@ def move_aside(names: list[str], out: Path) -> None:
         console.print(f"[yellow]{name}: previous results moved to {trash}[/]", highlight=False)
 
 
+def check_pack(pack: int, nproc: int = 1, gpus_per_node: int | None = None, nodes: int | None = None) -> None:
+    """--pack N: at least 1, and only for jobs of one process, one GPU and one node (also --plan's check)."""
+    if pack < 1:
+        raise Refused(f"--pack {pack}: must be at least 1 (jobs trained at once in one allocation)")
+    if pack > 1 and (nproc > 1 or (gpus_per_node or 0) > 1 or (nodes or 1) > 1):
+        raise Refused(f"--pack {pack}: only jobs of one process, one GPU and one node share an "
+                      "allocation; drop --pack, or --nproc/--gpus-per-node/--nodes")
+
+
 def check_writable(out: Path) -> None:
     """A file can be made where the run goes (tried in its nearest existing folder, which it leaves as it was)."""
     folder = out
@@ -131,11 +140,7 @@ def check_before_start(selected: list[Job], configs: dict, out: Path, *, local: 
                        data_check: bool = True) -> None:
     """What would only fail once a job runs, checked now: packing, DDP batch splits, the outputs folder
     and the data itself."""
-    if pack < 1:
-        raise Refused(f"--pack {pack}: must be at least 1 (jobs trained at once in one allocation)")
-    if pack > 1 and (nproc > 1 or (gpus_per_node or 0) > 1 or (nodes or 1) > 1):
-        raise Refused(f"--pack {pack}: only jobs of one process, one GPU and one node share an "
-                      "allocation; drop --pack, or --nproc/--gpus-per-node/--nodes")
+    check_pack(pack, nproc, gpus_per_node, nodes)
     if local:
         if nproc < 1:
             raise Refused(f"--nproc {nproc}: must be at least 1")

@@ -179,8 +179,9 @@ def print_plan(rows: list[Estimate], device: str, slots: int | None, console, pa
     units = allocations(todo, pack)
     slots = slots or max(1, len(units))
     (low, high), (fast, slow) = totals(todo, slots, pack)
-    at_once = f"with {slots} {'running' if pack <= 1 else 'pack' + ('s' if slots > 1 else '')} at once"
-    if pack <= 1 or len(units) == len(todo):
+    packed = len(units) < len(todo)  # some SLURM job trains several
+    at_once = f"with {slots} {'pack' + ('s' if slots > 1 else '') if packed else 'running'} at once"
+    if not packed:
         console.print(f"{len(todo)} jobs to train{skipped}: {low:.2f} {unit}; wall time {fast:.1f} min {at_once}",
                       highlight=False)
         return

@@ -184,3 +184,10 @@ def test_a_resume_the_launch_would_refuse_costs_nothing_and_says_why(tmp_path):
     more = configs_for("classify/cnn", epochs=5)  # its cosine schedule spans the epochs: no training on
     (row,) = estimate([jobs.get("classify/cnn")], more, tmp_path, "NVIDIA H200", FIGURES, run_dir=run)
     assert row.images == 0 and row.done.startswith("refused: ") and "epochs" in row.done
+
+
+def test_launch_plan_refuses_a_pack_the_launch_would_refuse(tmp_path):
+    import launch
+
+    assert launch.main(["gan/gan", "--plan", "--pack", "0", "--outputs", str(tmp_path)]) == 2
+    assert launch.main(["gan/gan", "--plan", "--pack", "2", "--gpus-per-node", "2", "--outputs", str(tmp_path)]) == 2
