@@ -12,7 +12,8 @@
 #   figures.json    each job's s/epoch and images/s from those runs (their metrics.json)
 #
 # Sizes (environment): GANS (throughput's --gans, default all ten), STEPS (timed steps per mode, 150),
-# PACK_EPOCHS (3), LIMIT_BATCHES (steps per epoch of the two runs; default all: whole epochs). Data:
+# PACK_EPOCHS (3), LIMIT_BATCHES (steps per epoch of the two runs; default all: whole epochs). PYTHON: the
+# interpreter (default python3, a name every Python 3 install has). Data:
 # $FASHION_MNIST_DIR or the usual places (fashion/data.py). The project imports from this checkout, installed
 # or not. A part that fails or outlasts its share is noted in its file, and the next part still runs.
 set -uo pipefail
@@ -24,6 +25,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # submit
 GANS=${GANS:-gan,cgan,infogan,acgan,ebgan,lsgan,wgan,wgan_gp,dragan,began}
 STEPS=${STEPS:-150}
 PACK_EPOCHS=${PACK_EPOCHS:-3}
+PYTHON=${PYTHON:-python3}
 batches=(${LIMIT_BATCHES:+--limit-batches "$LIMIT_BATCHES"})
 
 part() {  # part NAME SECONDS COMMAND...: run COMMAND into OUT/NAME.txt, at most SECONDS
@@ -36,24 +38,24 @@ part() {  # part NAME SECONDS COMMAND...: run COMMAND into OUT/NAME.txt, at most
     | tee -a "$out/$name.txt"
 }
 
-part device 60 python -c "
+part device 60 "$PYTHON" -c "
 import platform, torch
 print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', platform.python_version())
 print('gpu', torch.cuda.get_device_name() if torch.cuda.is_available() else 'none (CPU only)')"
 ! command -v nvidia-smi >/dev/null || nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >>"$out/device.txt"
 
-part throughput 270 python benchmarks/throughput.py --gans "$GANS" --steps "$STEPS" --job-steps 0
-part throughput-bf16 60 python benchmarks/throughput.py --gans gan --steps "$STEPS" --job-steps 0 \
+part throughput 270 "$PYTHON" benchmarks/throughput.py --gans "$GANS" --steps "$STEPS" --job-steps 0
+part throughput-bf16 60 "$PYTHON" benchmarks/throughput.py --gans gan --steps "$STEPS" --job-steps 0 \
   --precision bf16
 cat "$out/throughput-bf16.txt" >>"$out/throughput.txt" && rm "$out/throughput-bf16.txt"
 
 runs="$out/runs"
-part epoch 60 python launch.py gan/gan --local --epochs 1 --no-aggregate --outputs "$runs" --run epoch \
+part epoch 60 "$PYTHON" launch.py gan/gan --local --epochs 1 --no-aggregate --outputs "$runs" --run epoch \
   "${batches[@]}"
-part pack 150 python launch.py 'gan/*' --local --pack 10 --epochs "$PACK_EPOCHS" --no-aggregate --outputs "$runs" \
+part pack 150 "$PYTHON" launch.py 'gan/*' --local --pack 10 --epochs "$PACK_EPOCHS" --no-aggregate --outputs "$runs" \
   --run pack "${batches[@]}"
 
-python - "$runs" >"$out/figures.json" <<'EOF'
+"$PYTHON" - "$runs" >"$out/figures.json" <<'EOF'
 import json, sys
 from pathlib import Path
 
