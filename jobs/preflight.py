@@ -55,35 +55,50 @@ def decide(selected: list[Job], configs: dict, out: Path, force: bool) -> tuple[
         except artifacts.JobBusy as err:
             refused.append(f"{job.name}: {err}")
             continue
-        status = artifacts.read_status(folder)
-        state = status.get("state")
-        has_results = (folder / CHECKPOINT).exists() or state in ("completed", "corrupt")
-        if force and has_results:
+        action, done, why = fate(folder, configs[job.name], force)
+        if action == "replace":
             replace.append(job.name)
-            todo.append(job)
-            continue
-        if state == "corrupt":
-            console.print(f"[red]{job.name}: corrupt, skipped: {status['error']}; --force starts it afresh "
+        elif action == "corrupt":
+            console.print(f"[red]{job.name}: corrupt, skipped: {why}; --force starts it afresh "
                           "(the folder moves to .replaced/)[/]", highlight=False)
             continue
-        config = configs[job.name]
-        if state == "completed":  # asking a finished job for fewer epochs is not a change: it is skipped
-            config = dataclasses.replace(config, epochs=max(config.epochs, int(status.get("epoch") or 0)))
-        problem, done = resume_check(folder, config, status)
-        if problem:
-            refused.append(f"{job.name}: {problem}")
+        elif action == "refused":
+            refused.append(f"{job.name}: {why}")
             continue
-        if state == "completed":
-            if configs[job.name].epochs <= done:
-                console.print(f"[dim]{job.name}: already completed ({done} epochs) in {folder}, skipped "
-                              f"(a larger --epochs trains it on; --force retrains it)[/]", highlight=False)
-                continue
+        elif action == "completed":
+            console.print(f"[dim]{job.name}: already completed ({done} epochs) in {folder}, skipped "
+                          f"(a larger --epochs trains it on; --force retrains it)[/]", highlight=False)
+            continue
+        elif action == "train on":
             console.print(f"{job.name}: completed {done} epochs; training on to {configs[job.name].epochs}",
                           highlight=False)
         todo.append(job)
     if refused:
         raise Refused("nothing was started:\n  " + "\n  ".join(refused))
     return todo, replace
+
+
+def fate(folder: Path, config, force: bool) -> tuple[str, int, str]:
+    """(what a launch does with the job in ``folder``, the epochs it keeps, why), for :func:`decide` and
+    --plan. Actions: "replace" (--force: the folder moves aside, training starts afresh), "corrupt" and
+    "completed" (skipped), "refused" (a resume with changed settings), "train on" (a completed job asked
+    for more epochs) and "train" (from its last epoch; 0 kept: from scratch)."""
+    status = artifacts.read_status(folder)
+    state = status.get("state")
+    has_checkpoint = (folder / CHECKPOINT).exists()
+    if force and (has_checkpoint or state in ("completed", "corrupt")):
+        return "replace", 0, ""
+    if state == "corrupt":
+        return "corrupt", 0, status["error"]
+    asked = config.epochs
+    if state == "completed":  # asking a finished job for fewer epochs is not a change: it is skipped
+        config = dataclasses.replace(config, epochs=max(config.epochs, int(status.get("epoch") or 0)))
+    problem, done = resume_check(folder, config, status)
+    if problem:
+        return "refused", done, problem
+    if state == "completed":
+        return ("completed" if asked <= done else "train on"), done, ""
+    return "train", done if has_checkpoint else 0, ""
 
 
 def resume_check(folder: Path, config, status: dict) -> tuple[str, int]:

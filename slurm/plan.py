@@ -3,8 +3,9 @@
 A job's speed (images/s) comes from earlier runs of the same job on the same device and batch size found
 under the outputs root (their metrics.json, or status.json while running), else from the benchmark's
 figures (benchmarks/figures.toml), else from the median of that device's figures; each row says which.
-Only what the launch would train is counted: a job the run's folder holds completed is skipped, a partial
-one resumes after its last epoch (``--force`` retrains both). Estimates cover the training loop only (no
+Only what the launch would train is counted, as :func:`jobs.preflight.fate` decides it for the launch: a
+job the run's folder holds completed is skipped, a partial one resumes after its last epoch (``--force``
+retrains both). Estimates cover the training loop only (no
 start-up, report or queue wait).
 """
 from __future__ import annotations
@@ -15,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fashion import artifacts, runfolder
-from fashion.checkpoint import CHECKPOINT
 from jobs.catalogue import Resources
-from jobs.preflight import resume_check
+from jobs.preflight import fate
 
 FIGURES = Path(__file__).resolve().parents[1] / "benchmarks" / "figures.toml"
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training split
@@ -54,15 +54,6 @@ def images_per_run(config) -> int:
     return config.epochs * steps * config.batch_size
 
 
-def trained_epochs(folder: Path) -> tuple[int, dict]:
-    """(epochs the job in ``folder`` has trained, its status): what a launch resumes after or skips."""
-    status = artifacts.read_status(folder)
-    if status.get("state") != "completed" and not (folder / CHECKPOINT).exists():
-        return 0, status
-    epoch = status.get("epoch")
-    return (int(epoch) if isinstance(epoch, (int, float)) else 0), status
-
-
 def measured_rate(outputs: Path, job: str, device: str, batch_size: int) -> tuple[float, int] | None:
     """Mean images/s of earlier runs of ``job`` on ``device`` at ``batch_size``, and how many runs."""
     rates = []
@@ -93,17 +84,12 @@ def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | No
         epochs, done = config.epochs, ""
         if job.unavailable and (reason := job.unavailable(config)):
             epochs, done = 0, f"set aside: {reason}"  # the launch prints the same reason
-        elif run_dir is not None and not force:
-            folder = runfolder.job_dir(run_dir, job.name)
-            trained, status = trained_epochs(folder)
-            if status.get("state") == "corrupt":
-                epochs, done = 0, "corrupt: skipped"
-            elif trained >= config.epochs and status.get("state") == "completed":
-                epochs, done = 0, "completed: skipped"
-            elif trained:
-                refused, _ = resume_check(folder, config, status)
-                epochs = 0 if refused else config.epochs - trained
-                done = f"refused: {refused}" if refused else f"after epoch {trained}"
+        elif run_dir is not None:
+            action, kept, why = fate(runfolder.job_dir(run_dir, job.name), config, force)
+            if action in ("corrupt", "completed", "refused"):
+                epochs, done = 0, f"refused: {why}" if action == "refused" else f"{action}: skipped"
+            elif kept:
+                epochs, done = config.epochs - kept, f"after epoch {kept}"
         measured = measured_rate(outputs, job.name, device, config.batch_size)
         if measured:
             rate, source = measured[0], f"{measured[1]} earlier run{'s' if measured[1] > 1 else ''}"
