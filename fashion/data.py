@@ -193,8 +193,8 @@ def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0,
 
 
 def to_tanh_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1]."""
-    return images.float().div_(127.5).sub_(1.0)
+    """uint8 [0, 255] -> float [-1, 1] in torch's default dtype (fp32 unless a test asks for fp64)."""
+    return images.to(torch.get_default_dtype()).div_(127.5).sub_(1.0)
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:

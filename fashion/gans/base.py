@@ -55,7 +55,7 @@ class GANConfig(TrainConfig):
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
-    return F.one_hot(labels, NUM_CLASSES).float()
+    return F.one_hot(labels, NUM_CLASSES).to(torch.get_default_dtype())
 
 
 def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -228,5 +228,6 @@ def gradient_penalty(critic, points: torch.Tensor, target: float = 1.0, scale: f
     (grad,) = torch.autograd.grad(out * scale if scale else out, points, create_graph=True)
     if scale:
         grad = grad / scale
-    # The norm runs in fp32 (autocast lists norm as an fp32 op, and grad has the points' fp32 dtype).
-    return (grad.float().flatten(1).norm(dim=1) - target).pow(2).mean()
+    # The norm runs in at least fp32 (autocast lists norm as an fp32 op; fp16/bf16 gradients are widened).
+    grad = grad.to(torch.promote_types(grad.dtype, torch.float32))
+    return (grad.flatten(1).norm(dim=1) - target).pow(2).mean()
