@@ -2,6 +2,7 @@
 import math
 
 import pytest
+from scipy import stats as scipy_stats
 
 from fashion.report import stats
 
@@ -31,6 +32,50 @@ def test_clearly_separated_seeds_differ_significantly():
     result = stats.compare([10.1, 10.3, 9.9, 10.0], [20.2, 19.8, 20.5, 20.1])
     assert result["significant"] is True and result["p"] < 0.001
     assert result["test"] == "Welch's t-test over seeds" and "significant at 5%" in result["verdict"]
+
+
+def test_the_difference_has_welchs_interval():
+    a, b = [12.0, 14.0, 13.0, 15.0], [10.0, 10.5, 11.5]
+    result = stats.compare(a, b)
+    # By hand: variances 5/3 and 7/12 over n = 4 and 3; Welch-Satterthwaite degrees of freedom.
+    va, vb = (5 / 3) / 4, (7 / 12) / 3
+    df = (va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2)
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert result["difference_ci"] == pytest.approx([13.5 - 32 / 3 - half, 13.5 - 32 / 3 + half])
+
+
+def test_holm_multiplies_the_ith_smallest_p_by_the_hypotheses_left_and_stays_monotone():
+    # Sorted 0.01, 0.03, 0.04: 3 x 0.01 = 0.03; 2 x 0.03 = 0.06; 1 x 0.04 = 0.04, raised to 0.06.
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5, 0.9]) == [1.0, 1.0]  # 2 x 0.5 = 1.0; 0.9 is raised to it
+    assert stats.holm([]) == []
+
+
+def _seeded_rows(model: str, fids: list[float]) -> list[dict]:
+    return [{"job": model + ("" if k == 0 else f".seed{k}"), "state": "completed", "fid": fid}
+            for k, fid in enumerate(fids)]
+
+
+def test_a_gap_significant_alone_is_not_significant_among_several_comparisons():
+    best = [10.0, 11.0, 12.0]
+    others = {"gan/b": [12.6, 13.6, 14.6], "gan/c": [12.8, 13.8, 14.8], "gan/d": [13.0, 14.0, 15.0]}
+    assert all(stats.compare(fids, best)["p"] < 0.05 for fids in others.values())  # each alone: p 0.021-0.033
+    rows = _seeded_rows("gan/a", best) + [r for m, fids in others.items() for r in _seeded_rows(m, fids)]
+    ranked = stats.ranking(stats.model_summaries(rows))
+    assert [r["model"] for r in ranked] == ["gan/a", "gan/b", "gan/c", "gan/d"]
+    tested = ranked[1:]
+    assert [r["p_adjusted"] for r in tested] == pytest.approx(stats.holm([r["p"] for r in tested]))
+    assert all(r["significant"] is False and "after Holm" in r["verdict"] for r in tested)
+    assert tested[0]["test"] == "Welch's t-test over seeds, Holm-adjusted over 3 comparisons"
+
+
+def test_rows_too_short_to_test_are_not_counted_as_comparisons():
+    rows = (_seeded_rows("gan/a", [10.0, 10.1, 10.2]) + _seeded_rows("gan/b", [20.0])
+            + _seeded_rows("gan/c", [30.0, 30.2, 30.1]))
+    _, single, tested = stats.ranking(stats.model_summaries(rows))
+    assert single["p_adjusted"] is None and single["significant"] is None
+    assert tested["p_adjusted"] == pytest.approx(tested["p"]) and tested["significant"] is True
+    assert "over 1 comparison" in tested["test"]
 
 
 def test_seeds_from_one_distribution_do_not_differ_significantly():

@@ -99,8 +99,9 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, cla
     ranked = stats.ranking(models)
     header["models"], header["fid_ranking"] = models, ranked
     header["statistics"] = (f"per model over its seeds: mean ± std and a {stats.CONFIDENCE:.0%} Student-t interval; "
-                            f"each model's FID against the best by {stats.TEST_NAME} at {stats.ALPHA:.0%} "
-                            "(a model needs 2 seeds to be tested)")
+                            f"each model's FID against the best by {stats.TEST_NAME}, with a "
+                            f"{stats.CONFIDENCE:.0%} interval for the difference, p-values {stats.CORRECTION}-adjusted "
+                            f"over the comparisons, at {stats.ALPHA:.0%} (a model needs 2 seeds to be tested)")
     summary.write_summaries(report_dir, run_dir.name, header, rows)
     summary.write_model_summaries(report_dir, models, ranked)
     index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked)

@@ -2,7 +2,10 @@
 
 Jobs ``X``, ``X.seed1``, ``X.seed2``... are seeds of one model ``X``. Per model and number: mean, sample
 standard deviation, a 95% Student-t interval for the mean, and the per-seed values. Models are ranked by
-mean FID, and each is compared with the best by Welch's t-test (unequal variances) over its seeds.
+mean FID, and each is compared with the best by Welch's t-test (unequal variances) over its seeds, with
+a 95% interval for the difference. The best is picked after looking and is compared with every other
+model, so the p-values are Holm-adjusted over those comparisons: "significant" holds for the whole
+ranking at 5%, not for each row alone.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from fashion.runfolder import split_seed
 CONFIDENCE = 0.95
 ALPHA = 0.05
 TEST_NAME = "Welch's t-test over seeds"
+CORRECTION = "Holm"
 # Columns of the table that are compared across seeds; own numbers (test accuracy, ELBO...) come on top.
 QUALITY_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc")
 
@@ -31,19 +35,35 @@ def summarize(values: list[float], confidence: float = CONFIDENCE) -> dict:
     return {"n": n, "mean": mean, "std": std, "ci": [mean - half, mean + half], "values": values}
 
 
-def compare(a: list[float], b: list[float], alpha: float = ALPHA) -> dict:
-    """Welch's t-test of two models' seeds: {"test", "p", "t", "significant", "verdict"}; n<2 on a side: no test."""
+def compare(a: list[float], b: list[float], alpha: float = ALPHA, confidence: float = CONFIDENCE) -> dict:
+    """Welch's t-test of two models' seeds: {"test", "p", "t", "difference_ci" (of mean a - mean b),
+    "significant", "verdict"}; n<2 on a side: no test."""
     from scipy import stats
 
-    result = {"test": TEST_NAME, "alpha": alpha, "seeds_compared": [len(a), len(b)], "t": None, "p": None, "significant": None}
+    result = {"test": TEST_NAME, "alpha": alpha, "seeds_compared": [len(a), len(b)], "t": None, "p": None,
+              "difference_ci": None, "significant": None}
     if len(a) < 2 or len(b) < 2:
         return {**result, "verdict": f"too few seeds to test (n={len(a)} vs n={len(b)}; each side needs 2)"}
     if len(set(a)) == 1 and len(set(b)) == 1:  # no spread on either side: Welch's t is undefined
         return {**result, "verdict": "no spread within either model's seeds: cannot test"}
-    t, p = stats.ttest_ind(a, b, equal_var=False)
+    test = stats.ttest_ind(a, b, equal_var=False)
+    interval = test.confidence_interval(confidence)
+    p = float(test.pvalue)
     significant = bool(p < alpha)
-    return {**result, "t": float(t), "p": float(p), "significant": significant,
+    return {**result, "t": float(test.statistic), "p": p, "difference_ci": [float(interval.low), float(interval.high)],
+            "significant": significant,
             "verdict": f"{'significant' if significant else 'not significant'} at {alpha:.0%} (p={p:.3g})"}
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment: the i-th smallest of m p-values times (m - i + 1), kept monotone, at
+    most 1. Rejecting where the adjusted p < alpha keeps the chance of any false rejection below alpha."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def own_numbers(metrics: dict) -> dict[str, float]:
@@ -102,8 +122,9 @@ def model_summaries(rows: list[dict]) -> list[dict]:
     return out
 
 
-def ranking(models: list[dict], key: str = "fid", lower_is_better: bool = True) -> list[dict]:
-    """Models with a ``key`` value, best mean first; each compared with the best by Welch's t-test."""
+def ranking(models: list[dict], key: str = "fid", lower_is_better: bool = True, alpha: float = ALPHA) -> list[dict]:
+    """Models with a ``key`` value, best mean first; each compared with the best by Welch's t-test, the
+    p-values Holm-adjusted over the comparisons that could be tested (``p_adjusted`` decides)."""
     scored = [m for m in models if m["numbers"].get(key, {}).get("n")]
     scored.sort(key=lambda m: (m["numbers"][key]["mean"] * (1 if lower_is_better else -1), m["model"]))
     if not scored:
@@ -115,10 +136,18 @@ def ranking(models: list[dict], key: str = "fid", lower_is_better: bool = True) 
         entry = {"rank": rank, "model": m["model"], "job": m["jobs"][0], "n": s["n"], "mean": s["mean"],
                  "std": s["std"], "ci": s["ci"], "difference": s["mean"] - best["mean"]}
         if rank == 1:
-            entry.update(verdict="best", test=TEST_NAME, t=None, p=None, significant=None)
+            entry.update(verdict="best", test=TEST_NAME, t=None, p=None, difference_ci=None, significant=None)
         else:
-            entry.update(compare(s["values"], best["values"]))
+            entry.update(compare(s["values"], best["values"], alpha))
+        entry["p_adjusted"] = None
         ranked.append(entry)
+    tested = [r for r in ranked if r["p"] is not None]
+    for r, adjusted in zip(tested, holm([r["p"] for r in tested])):
+        r["significant"] = bool(adjusted < alpha)
+        r["p_adjusted"] = adjusted
+        r["test"] = f"{TEST_NAME}, {CORRECTION}-adjusted over {len(tested)} comparison{'s' * (len(tested) != 1)}"
+        r["verdict"] = (f"{'significant' if r['significant'] else 'not significant'} at {alpha:.0%} "
+                        f"(p={r['p']:.3g}; {adjusted:.3g} after {CORRECTION})")
     return ranked
 
 

@@ -154,7 +154,9 @@ def ranking_lines(ranked: list[dict], key: str = "FID") -> list[str]:
         if r["rank"] == 1:
             lines.append(f"{said}: best mean")
         else:
-            lines.append(f"{said}: {r['difference']:+.2f} vs the best, {r['verdict']} ({r['test']})")
+            gap = f"{r['difference']:+.2f}" + (" (95% CI [{:+.2f}, {:+.2f}])".format(*r["difference_ci"])
+                                               if r.get("difference_ci") else "")
+            lines.append(f"{said}: {gap} vs the best, {r['verdict']} ({r['test']})")
     return lines
 
 
@@ -184,7 +186,7 @@ def write_model_summaries(report_dir: Path, models: list[dict], ranked: list[dic
         lines.append("| " + " | ".join(text[k].replace("|", "\\|") for k in ["model", "seeds", *MODEL_KEYS, "own"])
                      + " |")
     lines += ["", f"## Which differences are real (FID; each model against the best, "
-                  f"Welch's t-test over seeds, {ALPHA:.0%} level)", ""]
+                  f"Welch's t-test over seeds, Holm-adjusted over the comparisons, {ALPHA:.0%} level)", ""]
     lines += ranking_lines(ranked) or ["No model has an FID yet."]
     path = report_dir / "summary.md"
     written.append(artifacts.write_text(path, path.read_text() + "\n".join(lines) + "\n"))
