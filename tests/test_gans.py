@@ -103,7 +103,25 @@ def test_infogan_reads_real_fake_from_column_zero(fake_fashion_dir):
     assert terms["real"].item() < 1e-6 and terms["fake"].item() > 10
 
 
-def test_conditional_grid_shows_one_class_per_row(fake_fashion_dir):
-    task, _ = build("cgan")
-    classes = task.fixed_grids[""][:, task.config.z_dim:].argmax(1).view(10, 10)
-    assert (classes == torch.arange(10)[:, None]).all()
+@pytest.mark.parametrize("name", ["cgan", "acgan", "infogan"])
+def test_conditional_grid_is_the_references_one_class_per_column_one_z_per_row(fake_fashion_dir, name):
+    task, _ = build(name)
+    grid, z_dim = task.fixed_grids[""], task.config.z_dim
+    classes = grid[:, z_dim:z_dim + 10].argmax(1).view(10, 10)
+    assert (classes == torch.arange(10)[None, :]).all()
+    z = grid[:, :z_dim].view(10, 10, z_dim)
+    assert (z == z[:, :1]).all() and len({tuple(row[0].tolist()) for row in z}) == 10
+
+
+def test_infogan_draws_the_references_two_code_sweep_besides_one_sweep_per_code(fake_fashion_dir):
+    task, _ = build("infogan")
+    assert list(task.fixed_grids) == ["", "c1", "c2", "c1c2"]
+    z_dim, steps = task.config.z_dim, torch.linspace(-1, 1, 10)
+    both = task.fixed_grids["c1c2"]
+    codes = both[:, z_dim + 10:].view(10, 10, 2)
+    assert torch.equal(codes[..., 0], steps[:, None].expand(10, 10))  # c1 down the rows
+    assert torch.equal(codes[..., 1], steps[None, :].expand(10, 10))  # c2 across the columns
+    assert (both[:, z_dim:z_dim + 10].argmax(1) == 0).all() and (both[:, :z_dim] == both[:1, :z_dim]).all()
+    c1 = task.fixed_grids["c1"][:, z_dim:].view(10, 10, 12)
+    assert (c1[..., :10].argmax(-1) == torch.arange(10)[:, None]).all()  # a categorical code per row
+    assert torch.equal(c1[..., 10], steps[None, :].expand(10, 10)) and (c1[..., 11] == 0).all()

@@ -176,7 +176,7 @@ def test_sample_never_overwrites_a_file_of_the_outputs_tree(outputs, capsys):
 
 def test_infogan_animates_each_code_sweep(outputs):
     folder = outputs / RUN / "gan/infogan"
-    for code in ("c1", "c2"):
+    for code in ("c1", "c2", "c1c2"):
         assert len(iio.imread(folder / f"sweeps_{code}.gif", index=None)) == TRAINED["gan/infogan"]
 
 

@@ -81,7 +81,7 @@ def test_every_artifact_is_written(fake_fashion_dir, tmp_path):
     fit(REGISTRY["infogan"], gan_config("infogan"), tmp_path, "gan/infogan")
     for name in ("config.json", "status.json", "history.csv", "losses.csv", "losses.png", "metrics.json",
                  "checkpoint.pt", "samples/epoch_001.png", "samples/epoch_002.png", "samples.gif",
-                 "sweeps/c1_epoch_002.png", "sweeps/c2_epoch_002.png"):
+                 "sweeps/c1_epoch_002.png", "sweeps/c2_epoch_002.png", "sweeps/c1c2_epoch_002.png", "sweeps_c1c2.gif"):
         assert (tmp_path / name).is_file(), name
     status = artifacts.read_status(tmp_path)
     assert status["state"] == "completed" and status["epoch"] == 2

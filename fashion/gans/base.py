@@ -68,7 +68,7 @@ class GAN(Task):
     name = "gan"
     config_class = GANConfig
     conditional = False
-    "Labels go into G (and D); grids show one class per row."
+    "Labels go into G (and D); grids show one class per column, one z per row (the reference's layout)."
     label_kind = "class"
     "What metric_samples' labels mean: the asked class (or 'code' for infoGAN's unsupervised code)."
     auto_precision = "no"
@@ -116,10 +116,15 @@ class GAN(Task):
     def grid_latents(self, noise: Noise) -> dict[str, torch.Tensor]:
         """Fixed inputs for the per-epoch pictures: {"": 10x10 grid, other names: extra sweeps}."""
         if self.conditional:
-            z = noise.uniform(GRID, self.config.z_dim).repeat(NUM_CLASSES, 1)
-            labels = torch.arange(NUM_CLASSES, device=self.device).repeat_interleave(GRID)
+            z, labels = self.style_by_class(noise)
             return {"": torch.cat([z, one_hot(labels)], 1)}
         return {"": noise.uniform(GRID * GRID, self.config.z_dim)}
+
+    def style_by_class(self, noise: Noise) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference's conditional grid, row-major: row r keeps one z, column c asks for class c, so a
+        row shows one style across the ten classes and a column one class in ten styles."""
+        z = noise.uniform(GRID, self.config.z_dim).repeat_interleave(NUM_CLASSES, 0)
+        return z, torch.arange(NUM_CLASSES, device=self.device).repeat(GRID)
 
     # -- the shared machinery ------------------------------------------------------------------
     @property

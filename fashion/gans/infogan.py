@@ -63,17 +63,23 @@ class InfoGAN(GAN):
         return {"adv": bce(out[:, :1], 1.0), "info": self.info_loss(out, latent)}
 
     def grid_latents(self, noise: Noise):
-        """Rows = categorical code; main grid varies z along a row, sweeps vary one continuous code."""
-        z_dim = self.config.z_dim
+        """The reference's two pictures: the main grid (one z per row, categorical code c in column c,
+        continuous codes 0) and ``c1c2`` (one z, code 0, c1 from -1 to 1 down the rows and c2 across the
+        columns). Besides them, ``c1`` and ``c2`` sweep one continuous code across each row, with the
+        categorical code of that row and the other continuous code at 0."""
+        z_dim, n = self.config.z_dim, GRID * GRID
+        z, categories = self.style_by_class(noise)
+        zeros = torch.zeros(n, CONTINUOUS, device=self.device)
+        grids = {"": torch.cat([z, one_hot(categories), zeros], 1)}
+        same_z = noise.uniform(1, z_dim).expand(n, z_dim)
+        steps = torch.linspace(-1, 1, GRID, device=self.device)
         rows = one_hot(torch.arange(NUM_CLASSES, device=self.device).repeat_interleave(GRID))
-        z = noise.uniform(GRID, z_dim).repeat(NUM_CLASSES, 1)
-        grids = {"": torch.cat([z, rows, torch.zeros(len(rows), CONTINUOUS, device=self.device)], 1)}
-        same_z = noise.uniform(1, z_dim).expand(len(rows), z_dim)
-        sweep = torch.linspace(-1, 1, GRID, device=self.device).repeat(NUM_CLASSES)
         for c in range(CONTINUOUS):
-            codes = torch.zeros(len(rows), CONTINUOUS, device=self.device)
-            codes[:, c] = sweep
+            codes = zeros.clone()
+            codes[:, c] = steps.repeat(NUM_CLASSES)
             grids[f"c{c + 1}"] = torch.cat([same_z, rows, codes], 1)
+        both = torch.stack([steps.repeat_interleave(GRID), steps.repeat(GRID)], 1)
+        grids["c1c2"] = torch.cat([same_z, one_hot(torch.zeros(n, dtype=torch.long, device=self.device)), both], 1)
         return grids
 
     def latent_parts(self):
@@ -84,10 +90,11 @@ class InfoGAN(GAN):
                 {"kind": "uniform", "size": CONTINUOUS, "low": -1.0, "high": 1.0}]
 
     def finish(self, out):
-        """Each continuous code's sweep over the epochs, animated like samples.gif."""
-        for c in range(CONTINUOUS):
-            frames = sorted((out / "sweeps").glob(f"c{c + 1}_epoch_*.png"))
-            artifacts.make_gif(frames, out / f"sweeps_c{c + 1}.gif")
+        """Each sweep over the epochs, animated like samples.gif."""
+        for name in self.fixed_grids:
+            if name:
+                frames = sorted((out / "sweeps").glob(f"{name}_epoch_*.png"))
+                artifacts.make_gif(frames, out / f"sweeps_{name}.gif")
         return super().finish(out)
 
     label_kind = "code"
