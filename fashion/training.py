@@ -71,7 +71,7 @@ class TrainConfig:
     log_with: str = ""
     "Experiment trackers, comma-separated accelerate names (tensorboard, wandb, mlflow, aim, ...); '' is off."
     fast: bool = True
-    "The fast path: fused optimiser steps and, on the CPU, an allocator that keeps freed buffers (README, Speed)."
+    "The fast path: fused optimiser steps, backward only into the stepped parameters and, on the CPU, an allocator that keeps freed buffers (README, Speed)."
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):  # every family's float settings: inf/nan would train garbage
@@ -161,14 +161,20 @@ class Task:
         """Sum the terms, one backward, one step. The only place any job calls backward or step.
 
         A single backward per optimiser keeps DDP ranks in sync (two backwards through one DDP module
-        per step can silently desynchronise them).
+        per step can silently desynchronise them). With the fast path the backward computes gradients for
+        this optimiser's parameters only: a GAN's G step then skips D's weight gradients, which the
+        reference computes and throws away; every gradient that is stepped stays bitwise the same.
         """
         optimizer = self.opts[opt]
         optimizer.zero_grad(set_to_none=True)
         total = sum(terms.values())
-        self.acc.backward(total)
+        self.acc.backward(total, **({"inputs": self.stepped_parameters(opt)} if self.config.fast else {}))
         optimizer.step()
         return {name: value.detach().float() for name, value in terms.items()}
+
+    def stepped_parameters(self, opt: str) -> list[torch.Tensor]:
+        """The trainable parameters optimiser ``opt`` updates."""
+        return [p for group in self.opts[opt].param_groups for p in group["params"] if p.requires_grad]
 
     def unwrap(self, name: str) -> nn.Module:
         return self.acc.unwrap_model(self.nets[name])

@@ -18,6 +18,7 @@ import torch
 
 import jobs
 from conftest import tiny
+from fashion.gans import REGISTRY
 from fashion.training import Noise, make_accelerator, prepare_task
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -57,6 +58,32 @@ def test_the_fast_path_steps_with_fused_kernels_where_torch_has_them(job, fused,
         task = build(job, fast=fast)
         assert {name: bool(opt.optimizer.defaults.get("fused")) for name, opt in task.opts.items()} == \
                {name: fast and fused for name in task.opts}, (job, fast)
+
+
+def g_step(job: str, fast: bool) -> tuple[dict, dict]:
+    """One G update from freshly seeded nets: G's gradients, and what it left in D's (cleared before)."""
+    torch.manual_seed(0)
+    task = build(job, fast=fast)
+    labels = task.data.train.labels[:task.config.batch_size]
+    task.noise = Noise(task.device, 0)
+    latent = task.latent(labels, task.noise)
+    for p in task.D.parameters():
+        p.grad = None
+    task.optimize("G", task.g_loss(task.G(latent), labels, latent))
+    grads = {net: {n: p.grad for n, p in task.unwrap(net).named_parameters()} for net in ("G", "D")}
+    return grads["G"], grads["D"]
+
+
+@pytest.mark.parametrize("gan", sorted(REGISTRY))
+def test_with_the_fast_path_the_g_step_backpropagates_into_g_alone_with_bitwise_the_same_gradient(gan, fake_fashion_dir):
+    """The reference's G step also computes D's weight gradients and throws them away; the fast path skips them."""
+    eager_g, eager_d = g_step(f"gan/{gan}", fast=False)
+    fast_g, fast_d = g_step(f"gan/{gan}", fast=True)
+    assert any(g is not None for g in eager_d.values()), "the full backward fills D's gradients"
+    assert all(g is None for g in fast_d.values()), [n for n, g in fast_d.items() if g is not None]
+    assert fast_g.keys() == eager_g.keys() and all(g is not None for g in fast_g.values())
+    assert all(torch.equal(fast_g[n], eager_g[n]) for n in eager_g), \
+        [n for n in eager_g if not torch.equal(fast_g[n], eager_g[n])]
 
 
 def test_changing_the_fast_path_on_resume_is_accepted_and_recorded():
