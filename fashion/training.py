@@ -262,6 +262,21 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
+def import_in_background(module: str) -> None:
+    """Start importing ``module`` on a daemon thread, so that its import overlaps the caller's own start-up.
+
+    torch's optimisers import ``torch._dynamo`` when they are built (over a second on a 2-core machine):
+    begun before the accelerator, the lock and the data, the import runs while they do.
+    """
+    import importlib
+    import sys
+    import threading
+
+    if module not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=(module,), daemon=True,
+                         name=f"import-{module}").start()
+
+
 def prepare_task(task: Task, acc) -> Task:
     """Put the task's nets and optimisers on ``acc`` (device, DDP); under DDP, BatchNorm first covers the
     global batch where the task asks for it."""
@@ -360,6 +375,7 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
     """
     config.validate()
     job_dir = Path(job_dir)
+    import_in_background("torch._dynamo")
     acc = make_accelerator(config, task_class.auto_precision, project_dir=job_dir)
     lock = artifacts.JobLock(job_dir).acquire() if acc.is_main_process else None
     try:
