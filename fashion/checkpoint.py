@@ -42,8 +42,9 @@ def load_checkpoint(job_dir) -> dict | None:
                               "from scratch, or re-launch with --force.") from err
 
 
-# Settings that say where things are, what extra pictures to keep, or which kernels run the same algorithm
-# (fast): changing them leaves the model and its training untouched, so a resumed job takes the new value.
+# Settings that say where things are, what extra pictures to keep, or with how much work and on which
+# kernels the same algorithm runs (fast): changing them leaves the model and its training untouched, so a
+# resumed job takes the new value.
 NEUTRAL_KEYS = frozenset({"data_dir", "photo_dir", "download", "snapshot_every", "snapshot_samples", "eval_samples",
                           "log_with", "fast"})
 

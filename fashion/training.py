@@ -71,7 +71,8 @@ class TrainConfig:
     log_with: str = ""
     "Experiment trackers, comma-separated accelerate names (tensorboard, wandb, mlflow, aim, ...); '' is off."
     fast: bool = True
-    "The fast path: fused optimiser steps, backward only into the stepped parameters and, on the CPU, an allocator that keeps freed buffers (README, Speed)."
+    ("The fast path: fused optimiser steps, backward only into the stepped parameters and, on the CPU, an "
+     "allocator that keeps freed buffers (README, Speed).")
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):  # every family's float settings: inf/nan would train garbage

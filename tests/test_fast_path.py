@@ -75,7 +75,8 @@ def g_step(job: str, fast: bool) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("gan", sorted(REGISTRY))
-def test_with_the_fast_path_the_g_step_backpropagates_into_g_alone_with_bitwise_the_same_gradient(gan, fake_fashion_dir):
+def test_with_the_fast_path_the_g_step_backpropagates_into_g_alone_with_bitwise_the_same_gradient(
+        gan, fake_fashion_dir):
     """The reference's G step also computes D's weight gradients and throws them away; the fast path skips them."""
     eager_g, eager_d = g_step(f"gan/{gan}", fast=False)
     fast_g, fast_d = g_step(f"gan/{gan}", fast=True)
