@@ -1,8 +1,11 @@
 """BatchNorm over the global batch under DDP, so a batch of 64 means the same on 1 GPU as on 8.
 
-On CUDA this is torch's SyncBatchNorm. torch's SyncBatchNorm refuses CPU tensors, so CPU (gloo) runs,
-and the tests that prove the equivalence, use :class:`GlobalBatchNorm`, which computes the same statistics
-with differentiable all-reduces.
+One implementation on every device: :class:`GlobalBatchNorm1d`/:class:`GlobalBatchNorm2d` compute the
+statistics with differentiable all-reduces (gloo on CPUs, NCCL on GPUs). torch's SyncBatchNorm is not used:
+its backward cannot be differentiated again ("derivative for batch_norm_backward_elemt is not
+implemented"), so a gradient penalty through a BatchNorm D, which differentiates D twice, would fail on
+two or more GPUs; the all-reduce's backward is itself an all-reduce, so this module supports double
+backward on any backend.
 """
 from __future__ import annotations
 
@@ -12,18 +15,14 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 # Its suggested successor (torch.distributed._functional_collectives) is private; this one is public.
 warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_", category=FutureWarning)
 
 
-class GlobalBatchNorm(_BatchNorm):
-    """BatchNorm whose training statistics cover every rank's share (equal shares assumed)."""
-
-    def _check_input_dim(self, input):
-        if input.dim() < 2:
-            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+class _GlobalStatistics:
+    """The forward of a torch BatchNorm class, with training statistics over every rank's share (equal
+    shares assumed); outside DDP training it is that class's own forward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
@@ -47,6 +46,17 @@ class GlobalBatchNorm(_BatchNorm):
         return out
 
 
+class GlobalBatchNorm1d(_GlobalStatistics, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` whose training statistics cover the global batch."""
+
+
+class GlobalBatchNorm2d(_GlobalStatistics, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose training statistics cover the global batch."""
+
+
+GLOBAL = {nn.BatchNorm1d: GlobalBatchNorm1d, nn.BatchNorm2d: GlobalBatchNorm2d}
+
+
 def gather_batch(x: torch.Tensor) -> torch.Tensor:
     """Every rank's ``x`` concatenated in rank order, differentiable: its backward sums the ranks' gradients."""
     if not (dist.is_initialized() and dist.get_world_size() > 1):
@@ -54,13 +64,12 @@ def gather_batch(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(dist_fn.all_gather(x.contiguous()))
 
 
-def convert_global_batchnorm(module: nn.Module, cuda: bool) -> nn.Module:
-    """Every BatchNorm in ``module`` normalised over the global batch; parameters are kept (same objects)."""
-    if cuda:
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm):
-        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                              module.track_running_stats)
+def convert_global_batchnorm(module: nn.Module) -> nn.Module:
+    """Every BatchNorm1d/2d in ``module`` normalised over the global batch; parameters and buffers are kept
+    (the same objects), so state dicts and optimisers are unchanged."""
+    kind = GLOBAL.get(type(module))
+    if kind is not None:
+        new = kind(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
         if module.affine:
             new.weight, new.bias = module.weight, module.bias
         if module.track_running_stats:
@@ -69,5 +78,5 @@ def convert_global_batchnorm(module: nn.Module, cuda: bool) -> nn.Module:
         new.train(module.training)
         return new
     for name, child in module.named_children():
-        module.add_module(name, convert_global_batchnorm(child, cuda))
+        module.add_module(name, convert_global_batchnorm(child))
     return module

@@ -283,7 +283,7 @@ def prepare_task(task: Task, acc) -> Task:
     global batch where the task asks for it."""
     if task.global_batchnorm and acc.num_processes > 1:
         from fashion.batchnorm import convert_global_batchnorm
-        task.nets = {n: convert_global_batchnorm(net, acc.device.type == "cuda") for n, net in task.nets.items()}
+        task.nets = {n: convert_global_batchnorm(net) for n, net in task.nets.items()}
     slots = [(task.nets, n) for n in task.nets] + [(task.opts, n) for n in task.opts]
     prepared = acc.prepare(*(owner[n] for owner, n in slots))
     prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]

@@ -163,6 +163,64 @@ def test_two_ranks_train_every_gan_as_one_process_does_with_the_same_global_batc
         assert two == pytest.approx(one, rel=1e-5), f"{name}: task state {two} != {one}"
 
 
+def _penalty_gradients(inputs: torch.Tensor, world: int) -> torch.Tensor:
+    """D's gradient of a gradient penalty (a double backward) through its BatchNorm layers, in float64; with
+    ``world`` > 1 on this rank's rows of ``inputs``, through the BatchNorm that DDP jobs train with on every
+    device, and averaged over the ranks as DDP averages them."""
+    import torch.distributed as dist
+
+    from fashion.batchnorm import convert_global_batchnorm
+    from fashion.gans.base import gradient_penalty
+    from fashion.gans.networks import Discriminator
+
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(0)
+    D = Discriminator()
+    if world > 1:
+        from jobs.runner import _export_torch_distributed
+
+        assert _export_torch_distributed()
+        dist.init_process_group("gloo")
+        D = convert_global_batchnorm(D)
+        share = len(inputs) // world
+        inputs = inputs[dist.get_rank() * share:(dist.get_rank() + 1) * share]
+    (gradient_penalty(D, inputs) + D(inputs).mean()).backward()
+    grads = torch.cat([p.grad.flatten() for p in D.parameters()])
+    if world > 1:
+        dist.all_reduce(grads)
+        grads /= world
+        dist.destroy_process_group()
+    return grads
+
+
+def test_a_gradient_penalty_differentiates_twice_through_global_batchnorm_on_two_ranks(tmp_path):
+    # torch's SyncBatchNorm has no double backward; the BatchNorm jobs use under DDP, on GPUs too, must.
+    inputs = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    one = _penalty_gradients(inputs, world=1)
+    executor = submitit.LocalExecutor(folder=tmp_path / "logs")
+    executor.update_parameters(tasks_per_node=2, timeout_min=5)
+    two = executor.submit(_penalty_gradients, inputs, 2).results()
+    assert torch.equal(two[0], two[1])
+    assert (two[0] - one).abs().max() <= 1e-9 * one.abs().max()
+    assert one.abs().max() > 0
+
+
+def test_every_batchnorm_of_a_net_becomes_global_and_keeps_its_parameters():
+    from torch import nn
+
+    from fashion.batchnorm import GlobalBatchNorm1d, GlobalBatchNorm2d, convert_global_batchnorm
+    from fashion.gans.networks import Discriminator, Generator
+
+    for net in (Generator(62), Discriminator()):
+        before = dict(net.state_dict())
+        converted = convert_global_batchnorm(net)
+        kinds = {type(m) for m in converted.modules()}
+        assert kinds & {GlobalBatchNorm1d, GlobalBatchNorm2d} and not kinds & {nn.BatchNorm1d, nn.BatchNorm2d,
+                                                                                   nn.SyncBatchNorm}
+        assert {k: v.data_ptr() for k, v in converted.state_dict().items()} == {
+            k: v.data_ptr() for k, v in before.items()}
+
+
 def test_launcher_trains_one_job_on_two_processes(fake_fashion_dir, tmp_path):
     cmd = [sys.executable, "launch.py", "gan/wgan_gp", "--local", "--nproc", "2", "--epochs", "2",
            "--limit-batches", "3", "--batch-size", "16", "--run", "ddp", "--outputs", str(tmp_path)]

@@ -57,5 +57,5 @@ def set_bn_momentum(module: nn.Module, keras_momentum: float) -> None:
     PyTorch weighs the other way round (running = (1 - m) * running + m * batch), so Keras 0.9 is torch 0.1.
     """
     for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             m.momentum = 1.0 - keras_momentum
