@@ -1,10 +1,13 @@
 """DRAGAN (Kodali et al. 2017): GAN loss plus a gradient penalty on noisy perturbations of real data.
 
 The penalty is taken on D's logits, not on the sigmoid (the reference's choice squashes the gradient).
+D uses LayerNorm where the reference has BatchNorm, for the reason WGAN-GP's critic does (wgan_gp.py): the
+penalty is a per-sample gradient norm, and BatchNorm makes each sample's output depend on the whole batch.
 """
 from dataclasses import dataclass
 
 from fashion.gans.base import GAN, GANConfig, bce, gradient_penalty, register
+from fashion.gans.networks import Discriminator
 
 
 @dataclass
@@ -18,6 +21,9 @@ class DRAGANConfig(GANConfig):
 @register
 class DRAGAN(GAN):
     config_class = DRAGANConfig
+
+    def build_discriminator(self):
+        return Discriminator(norm="layer")
 
     def d_loss(self, real, fake, labels, latent):
         std = self.gather(real).std()  # of the global batch, whatever the number of ranks

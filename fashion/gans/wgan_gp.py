@@ -1,7 +1,8 @@
 """WGAN-GP (Gulrajani et al. 2017): WGAN with a gradient penalty on random real-fake interpolates.
 
-The reference keeps BatchNorm in the critic, but the penalty is per sample and BatchNorm couples the
-samples of a batch; following the paper, this critic uses LayerNorm instead.
+The reference keeps BatchNorm in the critic, but the penalty is a per-sample gradient norm and BatchNorm
+makes each sample's output depend on the whole batch; following the paper, this critic uses LayerNorm
+instead. DRAGAN's penalty is per sample too, and its D gets LayerNorm for the same reason.
 """
 from dataclasses import dataclass
 
