@@ -83,10 +83,10 @@ class InfoGAN(GAN):
         return grids
 
     def latent_parts(self):
-        """z, then a random categorical code (it matches classes only up to a permutation), then the
-        continuous codes: the order of ``latent``."""
-        return [{"kind": "uniform", "size": self.config.z_dim, "low": 0.0, "high": 1.0},
-                {"kind": "onehot", "size": NUM_CLASSES},
+        """z, then the categorical code (supervised: the class asked for; else random, as it matches classes
+        only up to a permutation), then the continuous codes: the order of ``latent``."""
+        code = {"kind": "condition"} if self.config.supervised else {"kind": "onehot", "size": NUM_CLASSES}
+        return [{"kind": "uniform", "size": self.config.z_dim, "low": 0.0, "high": 1.0}, code,
                 {"kind": "uniform", "size": CONTINUOUS, "low": -1.0, "high": 1.0}]
 
     def finish(self, out):
@@ -97,9 +97,19 @@ class InfoGAN(GAN):
                 artifacts.make_gif(frames, out / f"sweeps_{name}.gif")
         return super().finish(out)
 
-    label_kind = "code"
-    "metric_samples returns the categorical code, which matches classes only up to a permutation."
+    @property
+    def conditional(self):
+        """Supervised, the categorical code is the class, asked for as cgan's condition is."""
+        return self.config.supervised
+
+    @property
+    def label_kind(self):
+        """What metric_samples' labels mean: the class when supervised, else the unsupervised code, which
+        matches classes only up to a permutation."""
+        return "class" if self.config.supervised else "code"
 
     def metric_samples(self, n, noise):
-        latent = self.latent(torch.zeros(n, dtype=torch.long, device=self.device), noise)
+        asked = noise.randint(NUM_CLASSES, n) if self.config.supervised else torch.zeros(n, dtype=torch.long,
+                                                                                         device=self.device)
+        latent = self.latent(asked, noise)
         return (self.generate(latent) + 1) / 2, self.codes(latent)[0]
