@@ -104,3 +104,55 @@ def test_auto_precision_is_bf16_for_the_other_families_on_a_gpu_that_has_it():
     assert families and all(resolve_precision("auto", True, t.auto_precision, bf16_supported=True) == "bf16"
                             for t in families)
     assert resolve_precision("auto", False, "bf16") == "no"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_a_penalised_d_has_no_batchnorm_and_the_others_keep_the_references(name, fake_fashion_dir):
+    # A gradient penalty is a per-sample gradient norm; BatchNorm makes each sample's output depend on the batch.
+    task = build(name)
+    batchnorms = [m for m in task.D.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    penalised = hasattr(task.config, "gp_weight")
+    autoencoder = name in ("ebgan", "began")  # their D never had BatchNorm where it would matter (networks.py)
+    assert (not batchnorms) if penalised or autoencoder else len(batchnorms) == 2
+
+
+def test_batchnorm_scale_starts_at_one_and_shift_at_zero(fake_fashion_dir):
+    # torch 0.4, which the reference ran on, drew the scale from U(0, 1); torch's own default since, and the
+    # BatchNorm paper's, is the identity.
+    task = build("gan")
+    norms = [m for net in (task.G, task.D) for m in net.modules()
+             if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    assert norms and all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)
+
+
+@pytest.mark.parametrize("name", ["gan", "wgan"])
+def test_g_runs_once_per_iteration_so_its_batchnorm_statistics_move_once(name, fake_fashion_dir):
+    from fashion.training import Noise
+
+    task = build(name)
+    data = load_fashion()
+    tracked = next(m for m in task.G.modules() if isinstance(m, torch.nn.BatchNorm1d)).num_batches_tracked
+    for step in range(task.config.n_critic):
+        task.train_step(data.train.images[:16], data.train.labels[:16], Noise("cpu", step))
+    assert tracked.item() == task.config.n_critic  # the reference: one more on each G step (same z, same G)
+
+
+def test_the_critic_schedule_counts_iterations_across_epochs(fake_fashion_dir, tmp_path):
+    # Two epochs of 3 steps with 5 critic steps per G step: G steps at the 5th iteration overall, which the
+    # reference's per-epoch counter (G at the 5th step of an epoch) would never reach.
+    config = tiny(jobs.get("gan/wgan").make_config(), epochs=2, limit_batches=3, snapshot_every=0)
+    fit(REGISTRY["wgan"], config, tmp_path, "gan/wgan")
+    rows = list(csv.DictReader((tmp_path / "losses.csv").open()))
+    assert [int(r["iteration"]) for r in rows if r.get("G")] == [5]
+
+
+def test_supervised_infogan_samples_and_measures_every_class_it_asks_for(fake_fashion_dir):
+    from fashion.data import NUM_CLASSES
+    from fashion.training import Noise
+
+    task = build("infogan", supervised=True)
+    images, labels = task.metric_samples(200, Noise("cpu", 0))
+    assert task.label_kind == "class" and set(labels.tolist()) == set(range(NUM_CLASSES))
+    unsupervised = build("infogan")
+    assert unsupervised.label_kind == "code"
+    assert task.generator_spec()["conditional"] and not unsupervised.generator_spec()["conditional"]
