@@ -31,6 +31,8 @@ DEFAULT_JOB = "gan/gan"
 # Dry runs train into OUTPUTS/.dry-run/RUN: never into a real run's folders (run names cannot start with '.').
 DRY_RUN_DIR = ".dry-run"
 PUBLISH_DIR = "results"
+# One launch's bounds: past them a typo (--seeds 100000) would only build bookkeeping for minutes.
+MAX_JOBS = 10_000
 
 
 class LaunchError(RuntimeError):
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true",
                    help="start the selected jobs afresh: their previous results (completed, partial, corrupt) "
                         "move to RUN/.replaced/")
-    g.add_argument("--no-data-check", action="store_true",
+    g.add_argument("--no-data-check", dest="data_check", action="store_false",
                    help="do not load the data before submitting (a --data-dir that exists only on the cluster)")
     g.add_argument("--nproc", type=int, default=1, help="--local: processes per job (CPU DDP with gloo)")
     g.add_argument("--pack", type=int, default=1, metavar="N",
@@ -144,7 +146,7 @@ def _interrupt(signum, frame):
 
 
 def dispatch(args) -> int:
-    outputs = Path(args.outputs)
+    outputs = check_outputs(Path(args.outputs))
     args.classifier = checked_file(args.classifier)
     seeds = seeds_of(args)
     if args.list:
@@ -181,6 +183,9 @@ def dispatch(args) -> int:
 
     check_run_name(args.run)
     selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
+    if len(selected) > MAX_JOBS:
+        raise LaunchError(f"{len(selected)} jobs in one launch: at most {MAX_JOBS:,}; select fewer jobs or seeds "
+                          "and launch the rest into the same --run afterwards (completed jobs are skipped)")
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
     check_other_job_settings(selected, args)
     if args.plan or args.dry_run:
@@ -192,26 +197,36 @@ def dispatch(args) -> int:
 
         return dry_run(selected, configs, outputs / DRY_RUN_DIR / args.run)
     out = run_dir(outputs, args.run)
-    selected, unavailable = preflight.set_aside_unavailable(selected, configs)
-    if not selected:
-        console.print("nothing to run: every selected job was skipped")
-        return 1
-    selected, replace = preflight.decide(selected, configs, out, args.force)
+    preflight.check_flags(selected, configs, out, local=args.local, nproc=args.nproc, pack=args.pack,
+                          gpus_per_node=args.gpus_per_node, nodes=args.nodes)
+    available, unavailable = preflight.set_aside_unavailable(selected, configs)
+    selected, replace, notes = preflight.decide(available, configs, out, args.force)
     added, note = feature_classifier(selected, configs, out, args)  # the report measures in its features
     if added:
-        todo, also_replace = preflight.decide(added, configs, out, force=False)
+        todo, also_replace, also_notes = preflight.decide(added, configs, out, force=False)
         if todo:
-            console.print(f"[yellow]{note}[/]", highlight=False)
-            selected, replace = selected + todo, replace + also_replace
+            notes.append(f"[yellow]{note}[/]")
+            selected, replace, notes = selected + todo, replace + also_replace, notes + also_notes
+    if args.data_check:
+        preflight.check_data(selected, configs, local=args.local)
+
+    def announce() -> None:  # what the launch decided, said once every check has passed
+        for name, reason in unavailable.items():
+            console.print(f"[yellow]{name}: skipped, {reason}[/]", highlight=False)
+        for line in notes:
+            console.print(line, highlight=False)
+
     if not selected:
+        announce()
+        if not available:
+            console.print("nothing to run: every selected job was skipped")
+            return 1
         console.print(f"nothing to run in {out}: every selected job completed or was set aside")
         return 0
-    preflight.check_before_start(selected, configs, out, local=args.local, nproc=args.nproc, pack=args.pack,
-                                 gpus_per_node=args.gpus_per_node, nodes=args.nodes,
-                                 data_check=not args.no_data_check)
     if args.local:
         from jobs.local import run_local
 
+        announce()
         preflight.move_aside(replace, out)
         code = run_local(selected, configs, out, tasks_per_node=args.nproc, pack=args.pack)
         if args.no_aggregate:
@@ -225,7 +240,7 @@ def dispatch(args) -> int:
 
     try:  # everything is checked with SLURM first; old results move aside only just before submitting
         return launch(selected, configs, out, slurm_flags(args), console=console, skipped=unavailable,
-                      before_submit=lambda: preflight.move_aside(replace, out))
+                      before_submit=lambda: (announce(), preflight.move_aside(replace, out)))
     except SlurmError as err:
         raise LaunchError(str(err)) from None
 
@@ -291,6 +306,18 @@ def checked_file(path: str | None) -> str | None:
     if path and not Path(path).is_file():
         raise LaunchError(f"--classifier {path}: no such file; give the model.pt a classify/cnn job saved")
     return str(Path(path).resolve()) if path else None
+
+
+def check_outputs(outputs: Path) -> Path:
+    """--outputs is a folder, or a path where one can be made: not a file, nor inside one."""
+    existing = outputs
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "" if existing == outputs else f" ({existing} is a file)"
+        raise LaunchError(f"--outputs {outputs}: not a folder{where}; give the root of the outputs tree, an "
+                          "existing folder or a new one")
+    return outputs
 
 
 def check_run_name(run: str) -> str:

@@ -127,6 +127,10 @@ def select(patterns: list[str], seeds: list[int] | None = None) -> list[Job]:
     return [job.with_seed(seed) for job in selected for seed in seeds]
 
 
+MAX_SEEDS = 1000
+"Seeds per launch: Lucic et al. retrain a setting from 50; past this a typo would only build bookkeeping."
+
+
 def parse_seeds(text: str) -> list[int]:
     """``--seeds``: a count (``3`` -> seeds 0, 1, 2) or a comma list (``0,4,7``; one seed: ``5,``)."""
     parts = [t.strip() for t in str(text).split(",")]
@@ -140,9 +144,15 @@ def parse_seeds(text: str) -> list[int]:
         if numbers[0] < 1:
             raise ConfigError(f"--seeds {text}: the number of seeds must be at least 1 (--seeds 3 runs seeds 0, 1, 2; "
                               "a comma list names seeds: --seeds 0,4,7, or --seeds 5, for seed 5 alone)")
+        if numbers[0] > MAX_SEEDS:
+            raise ConfigError(f"--seeds {text}: at most {MAX_SEEDS} seeds per launch; launch more into the same "
+                              "--run afterwards with a list (--seeds 1000,1001,...): completed seeds are skipped")
         return list(range(numbers[0]))
     if any(n < 0 for n in numbers):
         raise ConfigError(f"--seeds {text}: seeds are 0 or more")
+    if len(numbers) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(numbers)} seeds, at most {MAX_SEEDS} per launch; launch the rest into the "
+                          "same --run afterwards: completed seeds are skipped")
     if len(set(numbers)) != len(numbers):
         repeated = sorted({n for n in numbers if numbers.count(n) > 1})
         raise ConfigError(f"--seeds {text}: seed {', '.join(map(str, repeated))} given twice; list each seed once")

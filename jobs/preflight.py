@@ -27,27 +27,27 @@ class Refused(RuntimeError):
 
 
 def set_aside_unavailable(selected: list[Job], configs: dict) -> tuple[list[Job], dict[str, str]]:
-    """Jobs that cannot run with their config (e.g. vae/product-cond without its photos) are skipped,
-    saying why, so ``--all`` runs everything else."""
+    """Jobs that cannot run with their config (e.g. vae/product-cond without its photos) are skipped, with
+    why, so ``--all`` runs everything else. Nothing is printed: the launcher says so once every check passed."""
     todo, skipped = [], {}
     for job in selected:
         reason = job.unavailable(configs[job.name]) if job.unavailable else None
         if reason:
             skipped[job.name] = reason
-            console.print(f"[yellow]{job.name}: skipped, {reason}[/]", highlight=False)
         else:
             todo.append(job)
     return todo, skipped
 
 
-def decide(selected: list[Job], configs: dict, out: Path, force: bool) -> tuple[list[Job], list[str]]:
-    """Each job's fate, decided before anything is written: (jobs to run, jobs whose old folder moves aside).
+def decide(selected: list[Job], configs: dict, out: Path, force: bool) -> tuple[list[Job], list[str], list[str]]:
+    """Each job's fate, decided before anything is written: (jobs to run, jobs whose old folder moves aside,
+    what to tell the user once every other check has passed).
 
     A completed job is skipped, or continued when --epochs is raised; a partial job resumes only with the
     settings it was trained with; a corrupt one is skipped; --force starts any of them afresh. A job another
     live process is training, or one resumed with changed settings, refuses the whole launch (exit 2).
     """
-    todo, replace, refused = [], [], []
+    todo, replace, refused, notes = [], [], [], []
     for job in selected:
         folder = runfolder.job_dir(out, job.name)
         try:
@@ -59,23 +59,22 @@ def decide(selected: list[Job], configs: dict, out: Path, force: bool) -> tuple[
         if action == "replace":
             replace.append(job.name)
         elif action == "corrupt":
-            console.print(f"[red]{job.name}: corrupt, skipped: {why}; --force starts it afresh "
-                          "(the folder moves to .replaced/)[/]", highlight=False)
+            notes.append(f"[red]{job.name}: corrupt, skipped: {why}; --force starts it afresh "
+                         "(the folder moves to .replaced/)[/]")
             continue
         elif action == "refused":
             refused.append(f"{job.name}: {why}")
             continue
         elif action == "completed":
-            console.print(f"[dim]{job.name}: already completed ({done} epochs) in {folder}, skipped "
-                          f"(a larger --epochs trains it on; --force retrains it)[/]", highlight=False)
+            notes.append(f"[dim]{job.name}: already completed ({done} epochs) in {folder}, skipped "
+                         f"(a larger --epochs trains it on; --force retrains it)[/]")
             continue
         elif action == "train on":
-            console.print(f"{job.name}: completed {done} epochs; training on to {configs[job.name].epochs}",
-                          highlight=False)
+            notes.append(f"{job.name}: completed {done} epochs; training on to {configs[job.name].epochs}")
         todo.append(job)
     if refused:
         raise Refused("nothing was started:\n  " + "\n  ".join(refused))
-    return todo, replace
+    return todo, replace, notes
 
 
 def fate(folder: Path, config, force: bool) -> tuple[str, int, str]:
@@ -150,11 +149,9 @@ def check_writable(out: Path) -> None:
                       "fix its permissions") from None
 
 
-def check_before_start(selected: list[Job], configs: dict, out: Path, *, local: bool, nproc: int = 1,
-                       pack: int = 1, gpus_per_node: int | None = None, nodes: int | None = None,
-                       data_check: bool = True) -> None:
-    """What would only fail once a job runs, checked now: packing, DDP batch splits, the outputs folder
-    and the data itself."""
+def check_flags(selected: list[Job], configs: dict, out: Path, *, local: bool, nproc: int = 1, pack: int = 1,
+                gpus_per_node: int | None = None, nodes: int | None = None) -> None:
+    """The flags alone, before any job's fate is decided: packing, DDP batch splits, the outputs folder."""
     check_pack(pack, nproc, gpus_per_node, nodes)
     if local:
         if nproc < 1:
@@ -166,8 +163,10 @@ def check_before_start(selected: list[Job], configs: dict, out: Path, *, local: 
                           f"--nproc {nproc} processes; use --batch-size "
                           f"{-(-batch // nproc) * nproc} or another --nproc")
     check_writable(out)
-    if not data_check:
-        return
+
+
+def check_data(selected: list[Job], configs: dict, *, local: bool) -> None:
+    """What would only fail once a job runs: each data source the jobs to run read, loaded once."""
     seen: dict[tuple, str] = {}
     for job in selected:
         config = configs[job.name]

@@ -64,6 +64,13 @@ def corrupt_status(root):
     (root / "done" / "gan" / "gan" / "status.json").write_text('{"state": "compl')
 
 
+def current_report(root):
+    """The run's report as --aggregate leaves it, up to date with its jobs (what --publish needs)."""
+    rows = [{"job": "gan/gan", "state": "completed", "epochs_done": 3},
+            {"job": "gan/lsgan", "state": "interrupted", "epochs_done": 1}]
+    artifacts.write_json(root / "done" / "report" / "summary.json", {"rows": rows})
+
+
 def hold_lock(root):
     return artifacts.JobLock(root / "done" / "gan" / "lsgan").acquire()
 
@@ -87,6 +94,7 @@ class Case:
     may_change: tuple[str, ...] = ()
     setup: object = None
     extra_out: str = ""  # a second fragment
+    absent: str = ""  # a fragment the output must not hold (a decision announced before a refusal)
 
 
 CASES = [
@@ -135,6 +143,16 @@ CASES = [
          "cannot write /proc/fashion-out"),
     # 11: --force checks everything before moving anything
     Case("--force with a bad SLURM request", ["gan/gan", *BASE, "--force", "--partition", "nope"], 2, "error"),
+    # review fixes: every flag is checked before anything is decided, and bounds answer at once
+    Case("--outputs naming a file", ["gan/gan", "--local", *BASE, "--outputs", "/proc/version"], 2, "not a folder"),
+    Case("--outputs inside a file", ["--status", "done", "--outputs", "/proc/version/runs"], 2, "not a folder",
+         extra_out="/proc/version is a file"),
+    Case("--publish into a folder that cannot be made", ["--publish", "done", "--out", "/proc/fashion-results"], 2,
+         "cannot publish to /proc/fashion-results", setup=current_report),
+    Case("--seeds beyond the bound", ["gan/gan", "--seeds", "100000", "--plan"], 2, "at most 1000 seeds"),
+    Case("seeds times jobs beyond the bound", ["--all", "--seeds", "1000", "--plan"], 2, "at most 10,000"),
+    Case("--pack 0 on a job that would train on", ["gan/gan", "--local", *BASE, "--epochs", "5", "--pack", "0"], 2,
+         "--pack 0: must be at least 1", absent="training on"),
 ]
 
 
@@ -152,21 +170,22 @@ def test_hostile_input_is_refused_or_contained(case, outputs, capsys, monkeypatc
     out = " ".join(capsys.readouterr().out.split())
     assert code == case.code, out
     assert case.message in out and case.extra_out in out, out
+    assert not case.absent or case.absent not in out, out
     assert tree_checksum(outputs, case.may_change) == before
 
 
 def test_force_replaces_a_job_with_a_corrupt_status(outputs):
     corrupt_status(outputs)
-    todo, replace = preflight.decide([jobs.get("gan/gan")], {"gan/gan": jobs.get("gan/gan").make_config(SETTINGS)},
+    todo, replace, _ = preflight.decide([jobs.get("gan/gan")], {"gan/gan": jobs.get("gan/gan").make_config(SETTINGS)},
                                      outputs / "done", force=True)
     assert [j.name for j in todo] == ["gan/gan"] and replace == ["gan/gan"]
 
 
-def test_a_completed_job_with_more_epochs_is_trained_on(outputs, capsys):
+def test_a_completed_job_with_more_epochs_is_trained_on(outputs):
     config = jobs.get("gan/gan").make_config({**SETTINGS, "epochs": "5"})
-    todo, replace = preflight.decide([jobs.get("gan/gan")], {"gan/gan": config}, outputs / "done", force=False)
+    todo, replace, notes = preflight.decide([jobs.get("gan/gan")], {"gan/gan": config}, outputs / "done", force=False)
     assert [j.name for j in todo] == ["gan/gan"] and replace == []
-    assert "training on to 5" in capsys.readouterr().out
+    assert any("training on to 5" in note for note in notes)
 
 
 def test_a_failed_write_names_the_path_and_leaves_no_temp_file(tmp_path, monkeypatch):

@@ -61,7 +61,7 @@ def test_a_job_missing_its_own_data_is_skipped_locally_with_the_reason(tmp_path,
 
 def skip_finished(selected, out, force):
     """What a launch keeps of ``selected``, with --force's old folders moved aside as the launcher does."""
-    todo, replace = preflight.decide(selected, {job.name: job.make_config() for job in selected}, out, force)
+    todo, replace, _ = preflight.decide(selected, {job.name: job.make_config() for job in selected}, out, force)
     preflight.move_aside(replace, out)
     return todo
 

@@ -61,7 +61,11 @@ def publish(run_dir, dest, full: dict[str, dict], force: bool = False) -> dict:
     settings = describe(run_dir.name, found, summary, full)
     building = dest.parent / f".{dest.name}.publishing-{os.getpid()}"
     shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)  # the umask decides who may read it, as for every other folder of the suite
+    try:
+        building.mkdir(parents=True)  # the umask decides who may read it, as for every other folder of the suite
+    except OSError as err:
+        raise PublishError(f"cannot publish to {dest}: {err.strerror or err} in {dest.parent}; give --out a "
+                           "folder you can write") from None
     try:
         for name in TABLES + ("fid_curves.png",):
             if (report / name).is_file():
