@@ -166,12 +166,13 @@ def print_plan(rows: list[Estimate], device: str, slots: int | None, console, pa
     slots = slots or max(1, len(units))
     (low, high), (fast, slow) = totals(todo, slots, pack)
     packed = len(units) < len(todo)  # some SLURM job trains several
+    jobs = f"{len(todo)} job{'s' if len(todo) != 1 else ''} to train{skipped}"
     at_once = f"with {slots} {'pack' + ('s' if slots > 1 else '') if packed else 'running'} at once"
     if not packed:
-        console.print(f"{len(todo)} jobs to train{skipped}: {low:.2f} {unit}; wall time {fast:.1f} min {at_once}",
+        console.print(f"{jobs}: {low:.2f} {unit}; wall time {fast:.1f} min {at_once}",
                       highlight=False)
         return
     packs = f"{len(units)} pack{'s' if len(units) > 1 else ''}"
-    console.print(f"{len(todo)} jobs to train{skipped} in {packs} of up to {pack}: {low:.2f}-{high:.2f} "
+    console.print(f"{jobs} in {packs} of up to {pack}: {low:.2f}-{high:.2f} "
                   f"{unit}; wall time {fast:.1f}-{slow:.1f} min {at_once} (from members training side by side "
                   "at the speed each has alone, to members taking turns)", highlight=False)
