@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--plan: SLURM jobs (packs, with --pack) running at once (default: --array-parallelism, else all)")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
                    help="any config field, for all jobs or for one job (repeatable); see --list -v")
-    g.add_argument("--classifier", metavar="PATH", help="a classify/cnn model.pt for the report's quality metrics "
-                   "(with --aggregate, or instead of adding classify/cnn to a run)")
+    g.add_argument("--classifier", metavar="PATH", help="measure the report's quality numbers in the features of "
+                   "this classify job's model.pt instead of the shipped evaluator (numbers then carry its stamp)")
     g.add_argument("--force", action="store_true",
                    help="start the selected jobs afresh: their previous results (completed, partial, corrupt) "
                         "move to RUN/.replaced/")
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--array-parallelism", type=int, help="max jobs of one array running at once")
     s.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
     s.add_argument("--no-aggregate", action="store_true",
-                   help="no report: no report job on SLURM, no report after --local (and no classifier added)")
+                   help="no report: no report job on SLURM, no report after --local")
     return p
 
 
@@ -201,12 +201,7 @@ def dispatch(args) -> int:
                           gpus_per_node=args.gpus_per_node, nodes=args.nodes)
     available, unavailable = preflight.set_aside_unavailable(selected, configs)
     selected, replace, notes = preflight.decide(available, configs, out, args.force)
-    added, note = feature_classifier(selected, configs, out, args)  # the report measures in its features
-    if added:
-        todo, also_replace, also_notes = preflight.decide(added, configs, out, force=False)
-        if todo:
-            notes.append(f"[yellow]{note}[/]")
-            selected, replace, notes = selected + todo, replace + also_replace, notes + also_notes
+    preflight.check_evaluator(selected)
     if args.data_check:
         preflight.check_data(selected, configs, local=args.local)
 
@@ -304,7 +299,7 @@ def seeds_of(args) -> list[int] | None:
 
 def checked_file(path: str | None) -> str | None:
     if path and not Path(path).is_file():
-        raise LaunchError(f"--classifier {path}: no such file; give the model.pt a classify/cnn job saved")
+        raise LaunchError(f"--classifier {path}: no such file; give the model.pt a classify job saved")
     return str(Path(path).resolve()) if path else None
 
 
@@ -330,35 +325,18 @@ def check_run_name(run: str) -> str:
 
 
 def show_plan(selected: list[jobs.Job], configs: dict, outputs: Path, args) -> None:
-    """--plan/--dry-run: what the launch into --run would train (completed jobs skipped, partial ones resumed,
-    the report's classifier added) and what it costs."""
+    """--plan/--dry-run: what the launch into --run would train (completed jobs skipped, partial ones resumed)
+    and what it costs."""
     from slurm.plan import estimate, print_plan
 
     if args.slots is not None and args.slots < 1:
         raise LaunchError(f"--slots {args.slots}: must be at least 1")
     preflight.check_pack(args.pack, args.nproc, args.gpus_per_node, args.nodes)  # as the launch would refuse
-    out = outputs / args.run
     try:
-        rows = estimate(selected, configs, outputs, args.plan_device, run_dir=out, force=args.force)
-        added, _ = feature_classifier([job for job, row in zip(selected, rows) if row.images], configs, out, args)
-        rows += estimate(added, configs, outputs, args.plan_device, run_dir=out)  # the launch never forces it
+        rows = estimate(selected, configs, outputs, args.plan_device, run_dir=outputs / args.run, force=args.force)
     except ValueError as err:
         raise LaunchError(str(err)) from None
     print_plan(rows, args.plan_device, args.slots or args.array_parallelism, console, pack=args.pack)
-
-
-def feature_classifier(selected: list[jobs.Job], configs: dict, out: Path, args) -> tuple[list[jobs.Job], str]:
-    """([classify/cnn], why) when the report will need its features and the run has none on its way, its
-    config added to ``configs``; else ([], "")."""
-    if args.no_aggregate:
-        return [], ""
-    _, note = jobs.with_feature_classifier(selected, out, args.classifier)
-    if not note:
-        return [], ""
-    added = jobs.get(jobs.CLASSIFIER_JOB)  # settings meant for the selection only where they apply to it
-    configs[added.name] = added.make_config({k: v for k, v in overrides_for(added, args).items()
-                                             if k in added.config_class.__dataclass_fields__})
-    return [added], note
 
 
 def run_dir(outputs: Path, run: str, must_exist: bool = False) -> Path:

@@ -7,6 +7,7 @@ resume, history, loss plots and the GIF.
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import dataclasses
 import inspect
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fashion import artifacts, runfolder
+from fashion import artifacts, measure, runfolder
 from fashion.checkpoint import ChangedSettings, changed_settings, load_checkpoint, refusal, save_checkpoint
 from fashion.data import CLASSES, Dataset, epoch_batches, load_fashion
 from fashion.trackers import Trackers, tracker_problem
@@ -192,6 +193,12 @@ class Task:
     def finish(self, out: Path) -> dict:
         """Main process only: final analyses; returns extra metrics for metrics.json."""
         return {}
+
+    @classmethod
+    def generative(cls) -> bool:
+        """Whether the task draws samples comparable with Fashion-MNIST (it overrides metric_samples): such a
+        job keeps evaluation samples and snapshots and measures them with the shipped evaluator."""
+        return cls.metric_samples is not Task.metric_samples
 
     def metric_samples(self, n: int, noise: Noise) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """For quality metrics: n generated images in [0, 1] (N, C, 28, 28) and the classes they were asked
@@ -400,6 +407,9 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
     torch.manual_seed(config.seed)
 
     data = task_class.load_data(config)
+    yardstick = None
+    if main and task_class.generative():  # it measures itself against the whole test split, whatever test_subset
+        yardstick = measure.Yardstick.shipped(data.test.images, acc.device)
     data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
     data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
     task = prepare_task(task_class(config, acc, data), acc)
@@ -422,9 +432,12 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
         acc.print(f"[{job_name}] resuming after epoch {start_epoch} from {job_dir}")
 
     env = _environment(acc)
+    measured = {}  # metrics.json's quality numbers so far (a resumed job keeps its FID curve)
     if main:
         try:
             resumes = (artifacts.read_json(job_dir / "config.json", {}) or {}).get("resumes", [])
+            measured = {k: v for k, v in (artifacts.read_json(job_dir / runfolder.METRICS_FILE, {}) or {}).items()
+                        if k in ("quality", "fid_curve")}
         except ValueError:
             resumes = []
         if changes:  # what a resume changed, kept for the record
@@ -456,7 +469,10 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
                 epoch_row.update(task.after_epoch(epoch + 1, epoch_row))
             if main and not diverged:
                 epoch_row.update(task.end_epoch(epoch + 1, job_dir))
-                save_snapshot(task, config, job_dir, epoch + 1, writer.submit)
+                snapshot = save_snapshot(task, config, job_dir, epoch + 1, writer.submit)
+                if snapshot is not None and yardstick is not None:  # FID over epochs, point by point
+                    measure.record_point(measured.setdefault("fid_curve", {}), yardstick, epoch + 1, snapshot)
+                    writer.submit(_update_metrics, job_dir, copy.deepcopy(measured))
             step_rows += new_steps
             epoch_rows.append(epoch_row)
             if main:
@@ -505,6 +521,10 @@ def _fit(task_class: type[Task], config: TrainConfig, job_dir: Path, job_name: s
                 export(task, job_dir, job_name)  # before "completed": a completed job always has its generator
                 save_eval_samples(task, config, job_dir, len(epoch_rows))
                 writer.drain()
+                if yardstick is not None:  # before "completed": a completed job has its numbers
+                    t0 = time.perf_counter()
+                    metrics.update(measure.measure_folder(job_dir, yardstick, measured),
+                                   measure_seconds=round(time.perf_counter() - t0, 2))
                 metrics.update(task.finish(job_dir))
     finally:
         writer.close()  # a crash still leaves the last finished epoch's checkpoint on disk
@@ -559,10 +579,10 @@ def _cpu_copy(obj):
     return obj
 
 
-def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int, submit=None) -> Path | None:
-    """Every ``snapshot_every`` epochs and at the last: samples of the model as it is now, which the report
-    turns into FID over epochs. Its own fixed noise: training is untouched. ``submit`` writes it in the
-    background (the images are on the CPU by then)."""
+def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int, submit=None) -> torch.Tensor | None:
+    """Every ``snapshot_every`` epochs and at the last: samples of the model as it is now (uint8, returned),
+    for the FID-over-epochs curve. Its own fixed noise: training is untouched. ``submit`` writes the file in
+    the background (the images are on the CPU by then)."""
     every = config.snapshot_every
     if not every or (epoch % every and epoch != config.epochs):
         return None
@@ -570,8 +590,14 @@ def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int, su
         drawn = task.metric_samples(config.snapshot_samples, Noise(task.device, config.seed + SNAPSHOT_SEED))
     if drawn is None:
         return None
-    (submit or (lambda fn, *args: fn(*args)))(runfolder.write_snapshot, job_dir, epoch, runfolder.to_uint8(drawn[0]))
-    return runfolder.snapshot_path(job_dir, epoch)
+    images = runfolder.to_uint8(drawn[0])
+    (submit or (lambda fn, *args: fn(*args)))(runfolder.write_snapshot, job_dir, epoch, images)
+    return images
+
+
+def _update_metrics(job_dir: Path, fields: dict) -> None:
+    old = artifacts.read_json(job_dir / runfolder.METRICS_FILE, {}) or {}
+    artifacts.write_json(job_dir / runfolder.METRICS_FILE, {**old, **fields})
 
 
 def save_eval_samples(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:

@@ -3,8 +3,7 @@ package imports them all, so a new family is one new file (its suite comes with 
 import importlib
 import pkgutil
 
-from jobs.catalogue import (CATALOGUE, CLASSIFIER_JOB, Job, Resources, add, find, get, parse_seeds, select, split_seed,
-                            suites, with_feature_classifier)
+from jobs.catalogue import CATALOGUE, Job, Resources, add, find, get, parse_seeds, select, split_seed, suites
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("catalogue", "runner", "local"):
@@ -12,5 +11,5 @@ for _module in pkgutil.iter_modules(__path__):
 
 SUITES = tuple(suites())
 
-__all__ = ["CATALOGUE", "CLASSIFIER_JOB", "SUITES", "Job", "Resources", "add", "find", "get", "parse_seeds", "select",
-           "split_seed", "suites", "with_feature_classifier"]
+__all__ = ["CATALOGUE", "SUITES", "Job", "Resources", "add", "find", "get", "parse_seeds", "select", "split_seed",
+           "suites"]

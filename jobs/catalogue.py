@@ -9,7 +9,6 @@ from typing import Callable
 
 from fashion import runfolder
 from fashion.runfolder import split_seed
-from fashion.classify.networks import CLASSIFIER_JOB
 from fashion.training import ConfigError, Task, TrainConfig
 
 @dataclass(frozen=True)
@@ -42,8 +41,8 @@ class Job:
 
     @property
     def generative(self) -> bool:
-        """Whether the job leaves samples for the report's quality metrics (its task draws metric_samples)."""
-        return self.task.metric_samples is not Task.metric_samples
+        """Whether the job draws samples that it and the report measure (``Task.generative``)."""
+        return self.task.generative()
 
     def make_config(self, overrides: dict[str, str] | None = None) -> TrainConfig:
         """The job's config with ``key=value`` strings applied, typed and validated."""
@@ -157,22 +156,6 @@ def parse_seeds(text: str) -> list[int]:
         repeated = sorted({n for n in numbers if numbers.count(n) > 1})
         raise ConfigError(f"--seeds {text}: seed {', '.join(map(str, repeated))} given twice; list each seed once")
     return numbers
-
-
-# A classifier in one of these states needs no second copy: it is trained, or an earlier launch queued it.
-ON_ITS_WAY = ("completed", "queued", "running")
-
-
-def with_feature_classifier(selected: list[Job], run_dir, classifier: str | None = None) -> tuple[list[Job], str]:
-    """The selection plus classify/cnn when generative jobs need its features for the report, and a note
-    saying so; unchanged when it is selected, already completed or queued in the run, or ``classifier`` is given."""
-    if (classifier or CLASSIFIER_JOB in [job.name for job in selected] or CLASSIFIER_JOB not in CATALOGUE
-            or not any(job.generative for job in selected)
-            or runfolder.read_status(runfolder.job_dir(run_dir, CLASSIFIER_JOB)).get("state") in ON_ITS_WAY):
-        return selected, ""
-    # Last, so the selection keeps its order (and its SLURM groups come first).
-    return selected + [CATALOGUE[CLASSIFIER_JOB]], (f"{CLASSIFIER_JOB} added: the report measures the generative "
-                                                    "jobs in its features (--classifier PATH uses a trained one instead)")
 
 
 def parse_values(config_class: type, raw: dict[str, str], job_name: str = "") -> dict:

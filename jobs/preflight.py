@@ -165,6 +165,18 @@ def check_flags(selected: list[Job], configs: dict, out: Path, *, local: bool, n
     check_writable(out)
 
 
+def check_evaluator(selected: list[Job]) -> None:
+    """Generative jobs measure themselves with the shipped evaluator: a missing or damaged one is refused
+    now, not after hours of training."""
+    if any(job.generative for job in selected):
+        from fashion.evaluator import EvaluatorError, load_evaluator
+
+        try:
+            load_evaluator()
+        except EvaluatorError as err:
+            raise Refused(str(err)) from None
+
+
 def check_data(selected: list[Job], configs: dict, *, local: bool) -> None:
     """What would only fail once a job runs: each data source the jobs to run read, loaded once."""
     seen: dict[tuple, str] = {}

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
+
+
+def pytest_configure(config):
+    # The evaluator's per-machine cache (fashion/measure.py) of one test session, never the user's.
+    os.environ["FASHION_CACHE"] = tempfile.mkdtemp(prefix="fashion-cache-")
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:

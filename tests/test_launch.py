@@ -202,17 +202,9 @@ def test_dry_run_has_a_row_and_a_folder_per_seed(fake_fashion_dir, tmp_path, cap
     assert seeds == [0, 3]
 
 
-def test_generative_jobs_bring_the_feature_classifier_into_the_run(tmp_path):
-    selected, note = jobs.with_feature_classifier([jobs.get("gan/gan")], tmp_path / "r")
-    assert {job.name for job in selected} == {"gan/gan", "classify/cnn"} and "classify/cnn added" in note
-
-
-def test_the_classifier_is_not_added_when_given_completed_or_not_needed(tmp_path):
-    gan = [jobs.get("gan/gan")]
-    assert jobs.with_feature_classifier(gan, tmp_path / "r", classifier="model.pt") == (gan, "")
-    assert jobs.with_feature_classifier([jobs.get("classify/dense")], tmp_path / "r") == ([jobs.get("classify/dense")], "")
-    artifacts.write_status(tmp_path / "r" / "classify" / "cnn", "completed")
-    assert jobs.with_feature_classifier(gan, tmp_path / "r") == (gan, "")
+def test_a_generative_job_is_launched_alone_with_no_classifier_to_train(fake_fashion_dir, tmp_path, capsys):
+    code, out = run(capsys, "gan/gan", "--plan", "--outputs", str(tmp_path))
+    assert code == 0 and "1 job to train:" in out and "classify" not in out
 
 
 def test_a_missing_classifier_file_is_a_clear_error(tmp_path, capsys):

@@ -36,12 +36,12 @@ def tree(folder: Path) -> dict[str, str]:
 
 
 def build_report(run: Path) -> None:
-    assert aggregate(run, console=Console(file=io.StringIO()), n_samples=32) == 0
+    assert aggregate(run, console=Console(file=io.StringIO())) == 0
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """gan/cgan from seeds 0 and 1 for two tiny epochs, a classifier, and the run's report."""
+    """gan/cgan from seeds 0 and 1 for two tiny epochs, a classifier job, and the run's report."""
     data = make_fake_fashion(tmp_path_factory.mktemp("data") / "fashion-mnist")
     run = tmp_path_factory.mktemp("outputs") / "study"
     with pytest.MonkeyPatch.context() as patch:
@@ -94,7 +94,7 @@ def test_a_run_shorter_than_the_catalogue_is_labelled_partial_everywhere(publish
     readme = (dest / "README.md").read_text()
     assert readme.splitlines()[2].startswith("**PARTIAL**: ") and f"{EPOCHS} of 50 epochs (2 jobs)" in readme
     assert f"{EPOCHS} of 15 epochs (classify/cnn)" in readme  # a reason of one job names it
-    assert f"classify/cnn: {EPOCHS} of 15 epochs" in settings["partial_reasons"]  # the feature classifier too
+    assert f"classify/cnn: {EPOCHS} of 15 epochs" in settings["partial_reasons"]  # the classifier job too
 
 
 def test_a_run_at_the_catalogues_budget_is_not_partial(run, tmp_path):

@@ -14,20 +14,19 @@ from rich.console import Console
 
 import jobs
 from conftest import make_fake_fashion, tiny
-from fashion import artifacts, runfolder
+from fashion import artifacts, measure, runfolder
 from fashion.classify.networks import ConvClassifier, save_classifier
+from fashion.evaluator import read_metadata
+from fashion.measure import Stamp, Yardstick
 from fashion.report import aggregate
-from fashion.report import quality as quality_module
 from fashion.training import fit
 
-SAMPLES = 32
 SUMMARIES = ("summary.md", "summary.csv", "summary.json", "index.html")
 CHROMIUM = shutil.which("chromium")
 
 
 def run_aggregate(run_dir, **options):
     out = io.StringIO()
-    options = {"n_samples": SAMPLES, **options}
     code = aggregate(run_dir, console=Console(file=out, width=220), **options)
     return code, out.getvalue()
 
@@ -44,9 +43,17 @@ def summary_rows(run_dir) -> dict[str, dict]:
 
 
 def write_classifier(run_dir):
+    """A finished classify/cnn job folder (a job with no generated images; its model.pt a --classifier)."""
     torch.manual_seed(0)
     save_classifier(run_dir / "classify/cnn/model.pt", ConvClassifier().eval(), "cnn", test_accuracy=0.5)
     artifacts.write_status(run_dir / "classify/cnn", "completed", epoch=1, epochs=1)
+
+
+def forget_measurements(job_dir):
+    """The job folder as a run older than the evaluator left it: no stamped numbers in its metrics.json."""
+    kept = {k: v for k, v in json.loads((job_dir / "metrics.json").read_text()).items()
+            if k not in ("quality", "fid_curve")}
+    artifacts.write_json(job_dir / "metrics.json", kept)
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +109,14 @@ def test_the_real_vs_real_floor_is_below_a_barely_trained_gan(partial_run):
     assert rows["noise: uniform pixels"]["state"] == "reference"
 
 
-def test_metrics_are_cached_in_the_jobs_metrics_json_with_their_source(partial_run):
+def test_the_report_shows_the_numbers_the_job_measured_itself_with_their_stamp(partial_run):
     run, _, _ = partial_run
-    cached = json.loads((run / "gan/cgan/metrics.json").read_text())["quality"]
-    assert cached["fid"] == pytest.approx(summary_rows(run)["gan/cgan"]["fid"], rel=1e-5)
-    source = cached["computed_from"]
-    assert source["n_samples"] == SAMPLES and source["classifier"]["path"] == "classify/cnn/model.pt"
-    assert source["samples"] == quality_module.sha256(run / "gan/cgan/eval_samples.pt")[:16]
-    assert source["code"] == quality_module.code_fingerprint()
+    (entry,) = json.loads((run / "gan/cgan/metrics.json").read_text())["quality"].values()
+    row = summary_rows(run)["gan/cgan"]
+    assert row["fid"] == pytest.approx(entry["values"]["fid"], rel=1e-5)
+    stamp = Stamp.of(entry["stamp"])
+    assert row["stamp"] == stamp.key and stamp.evaluator == read_metadata()["name"]
+    assert stamp.fake == 256 and stamp.real == 256 and stamp.reference == "test"  # the tiny fake test split
 
 
 def test_unfinished_and_unknown_jobs_are_listed_with_reasons_and_no_metrics(partial_run):
@@ -158,87 +165,104 @@ def test_the_summary_files_hold_the_same_rows(partial_run):
     assert all(f"| {name} |" in md for name in names)
 
 
-def test_aggregating_again_writes_identical_files_from_the_cache(partial_run, monkeypatch):
+def refuse_to_measure(monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("measured although every number was there under the stamp")
+
+    monkeypatch.setattr(Yardstick, "measure", must_not_run)
+    monkeypatch.setattr(Yardstick, "fid", must_not_run)
+
+
+def test_aggregating_again_writes_identical_files_and_measures_nothing(partial_run, monkeypatch):
     run, _, _ = partial_run
     before = {name: (run / "report" / name).read_bytes() for name in SUMMARIES}
-
-    def must_not_run(*args, **kwargs):
-        raise AssertionError("metrics recomputed although nothing changed")
-
-    monkeypatch.setattr(quality_module.metrics, "compare", must_not_run)
-    monkeypatch.setattr(quality_module.metrics, "fid", must_not_run)
+    refuse_to_measure(monkeypatch)
     code, _ = run_aggregate(run)
     assert code == 0
     assert {name: (run / "report" / name).read_bytes() for name in SUMMARIES} == before
 
 
-def count_compare_calls(monkeypatch) -> list:
+def test_a_job_that_measured_itself_is_not_measured_by_the_report(trained_cgan, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    copy_job(trained_cgan, run / "gan/cgan")
+    refuse_to_measure(monkeypatch)
+    monkeypatch.setattr(Yardstick, "references", lambda *a: {})
+    code, _ = run_aggregate(run)
+    assert code == 0 and isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
+
+
+def count_measurements(monkeypatch) -> list:
     calls = []
-    compare = quality_module.metrics.compare
-    monkeypatch.setattr(quality_module.metrics, "compare", lambda *a, **k: calls.append(1) or compare(*a, **k))
+    measure_images = Yardstick.measure
+    monkeypatch.setattr(Yardstick, "measure", lambda *a, **k: calls.append(1) or measure_images(*a, **k))
     return calls
 
 
-def test_new_evaluation_samples_are_measured_again(trained_cgan, tmp_path, monkeypatch):
+def test_an_older_run_is_measured_once_and_remembered(trained_cgan, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    copy_job(trained_cgan, run / "gan/cgan", link=False)
+    forget_measurements(run / "gan/cgan")
+    calls = count_measurements(monkeypatch)
+    run_aggregate(run)
+    run_aggregate(run)
+    assert len(calls) == 1 and isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
+    assert measure.is_stamped(json.loads((run / "gan/cgan/metrics.json").read_text())["quality"])
+
+
+def test_samples_of_a_later_epoch_are_measured_again(trained_cgan, tmp_path, monkeypatch):
     run = tmp_path / "run"
     copy_job(trained_cgan, run / "gan/cgan")
-    write_classifier(run)
-    run_aggregate(run)
-    calls = count_compare_calls(monkeypatch)
-    samples = runfolder.read_eval_samples(run / "gan/cgan")
-    samples.images = 255 - samples.images
+    calls = count_measurements(monkeypatch)
+    samples = runfolder.read_eval_samples(run / "gan/cgan")  # as a job trained on to epoch 2 leaves them
+    samples.images, samples.epoch = 255 - samples.images, 2
     runfolder.write_eval_samples(run / "gan/cgan", samples)
+    artifacts.write_status(run / "gan/cgan", "completed", epoch=2, epochs=2)
     run_aggregate(run)
-    assert len(calls) == 1  # the job again; the references stay cached
+    assert len(calls) == 1
 
 
-def test_a_change_to_the_metric_code_measures_everything_again(trained_cgan, tmp_path, monkeypatch):
+def test_another_protocol_measures_everything_again(trained_cgan, tmp_path, monkeypatch):
     run = tmp_path / "run"
     copy_job(trained_cgan, run / "gan/cgan")
-    write_classifier(run)
-    run_aggregate(run)
-    calls = count_compare_calls(monkeypatch)
-    edited = tmp_path / "metrics_v2.py"
-    edited.write_text(quality_module.METRIC_SOURCES[0].read_text() + "\n# a new column\n")
-    monkeypatch.setattr(quality_module, "METRIC_SOURCES", [edited, *quality_module.METRIC_SOURCES[1:]])
+    monkeypatch.setattr(measure, "PROTOCOL", measure.PROTOCOL + 1)
+    monkeypatch.setenv(measure.CACHE_ENV, str(tmp_path / "cache"))
+    calls = count_measurements(monkeypatch)
     run_aggregate(run)
     assert len(calls) == 3  # the job and both references
+    assert summary_rows(run)["gan/cgan"]["stamp"].endswith(f"p{measure.PROTOCOL}")
 
 
 def test_the_report_reads_the_evaluation_samples_and_never_the_checkpoint(trained_cgan, tmp_path):
     run = tmp_path / "run"
-    copy_job(trained_cgan, run / "gan/cgan")
-    write_classifier(run)
+    copy_job(trained_cgan, run / "gan/cgan", link=False)
+    forget_measurements(run / "gan/cgan")
     (run / "gan/cgan/checkpoint.pt").unlink()
     code, _ = run_aggregate(run)
     assert code == 0 and isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
 
 
-def test_without_a_classifier_the_quality_columns_are_empty_with_the_fix(trained_cgan, tmp_path):
+def test_a_damaged_evaluator_empties_the_quality_columns_naming_the_file_and_the_fix(trained_cgan, tmp_path,
+                                                                                      monkeypatch):
+    import fashion.evaluator
+
+    damaged = tmp_path / "evaluator" / fashion.evaluator.WEIGHTS.name
+    damaged.parent.mkdir()
+    damaged.write_bytes(fashion.evaluator.WEIGHTS.read_bytes()[:-10])
+    shutil.copy(fashion.evaluator.METADATA, damaged.with_suffix(".json"))
+    monkeypatch.setattr(fashion.evaluator, "WEIGHTS", damaged)
     run = tmp_path / "run"
-    copy_job(trained_cgan, run / "gan/cgan")
+    copy_job(trained_cgan, run / "gan/cgan", link=False)
+    forget_measurements(run / "gan/cgan")
     code, printed = run_aggregate(run)
     row = summary_rows(run)["gan/cgan"]
     assert code == 0 and row.get("fid") is None
-    assert "no classify/cnn in this run" in row["note"] and "python launch.py classify/cnn --run run" in row["note"]
-    assert "--classifier PATH" in row["note"]
-    assert "classify/cnn" in printed
+    assert str(damaged) in row["note"] and "git checkout -- fashion/evaluator/" in row["note"]
     assert not any(r["state"] == "reference" for r in summary_rows(run).values())
-
-
-def test_a_running_classifier_is_waited_for(trained_cgan, tmp_path):
-    run = tmp_path / "run"
-    copy_job(trained_cgan, run / "gan/cgan")
-    artifacts.write_status(run / "classify/cnn", "running", epoch=0, epochs=15)
-    run_aggregate(run)
-    assert "waiting for classify/cnn (running)" in summary_rows(run)["gan/cgan"]["note"]
-    assert not (run / "report/classifier").exists()
 
 
 def test_the_product_photos_folder_does_not_hide_fashion_mnist_from_the_report(trained_cgan, tmp_path):
     run = tmp_path / "run"
     copy_job(trained_cgan, run / "gan/cgan")
-    write_classifier(run)
     product = jobs.get("vae/product-cond").make_config({"photo_dir": str(tmp_path / "photos")})
     artifacts.write_json(run / "vae/product-cond/config.json", {"config": dataclasses.asdict(product)})
     artifacts.write_status(run / "vae/product-cond", "failed", error="no photos")
@@ -246,14 +270,17 @@ def test_the_product_photos_folder_does_not_hide_fashion_mnist_from_the_report(t
     assert isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
 
 
-def test_a_classifier_given_by_path_measures_a_run_without_one(trained_cgan, tmp_path):
+def test_a_classifier_given_by_path_is_another_evaluator_with_its_own_stamp(trained_cgan, tmp_path):
     run = tmp_path / "run"
-    copy_job(trained_cgan, run / "gan/cgan")
+    copy_job(trained_cgan, run / "gan/cgan", link=False)
     write_classifier(tmp_path / "elsewhere")
     code, _ = run_aggregate(run, classifier=tmp_path / "elsewhere/classify/cnn/model.pt")
     data = json.loads((run / "report/summary.json").read_text())
-    assert code == 0 and "given with --classifier" in data["feature classifier"]
-    assert isinstance(summary_rows(run)["gan/cgan"]["fid"], float)
+    row = summary_rows(run)["gan/cgan"]
+    assert code == 0 and "--classifier" in data["evaluator"] and isinstance(row["fid"], float)
+    measured = json.loads((run / "gan/cgan/metrics.json").read_text())["quality"]
+    assert Stamp.of(measured[row["stamp"]]["stamp"]).evaluator == "classifier"
+    assert len(measured) == 2  # the job's own numbers stay beside the classifier's
 
 
 def test_a_job_shows_its_top_level_pictures_and_the_latest_of_each_series(tmp_path):
@@ -325,7 +352,6 @@ def seeded_run(trained_cgan, fake_data, tmp_path_factory):
     copy_job(trained_cgan, run / "gan/cgan")
     job = jobs.get("gan/cgan.seed1")
     fit(job.task, tiny(job.make_config()), run / job.name, job.name)
-    write_classifier(run)
     code, printed = run_aggregate(run)
     return run, code, printed
 

@@ -213,7 +213,7 @@ def test_report_shows_parameter_counts_and_the_epoch_strip(outputs, tmp_path):
 
     run = tmp_path / "report-run"
     shutil.copytree(outputs / RUN / "gan/gan", run / "gan/gan")
-    assert aggregate(run, console=Console(file=io.StringIO()), n_samples=32) == 0
+    assert aggregate(run, console=Console(file=io.StringIO())) == 0
     rows = {row["job"]: row for row in json.loads((run / "report/summary.json").read_text())["rows"]}
     assert rows["gan/gan"]["params"] == "D 6,559,169 · G 6,640,193"
     assert 'class="strip"><img src="../gan/gan/strip.png"' in (run / "report/index.html").read_text()

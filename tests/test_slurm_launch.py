@@ -85,9 +85,11 @@ def test_shipped_profiles_load():
 
 
 def test_report_options_must_be_arguments_of_aggregate():
-    checks.check_report_options({"n_samples": 1000}, "mine.toml")
-    with pytest.raises(SlurmError, match=r"\[report\] in mine.toml: unknown option\(s\) samples"):
-        checks.check_report_options({"samples": 1000}, "mine.toml")
+    checks.check_report_options({"classifier": "/x/model.pt"}, "mine.toml")
+    with pytest.raises(SlurmError, match=r"\[report\] in mine.toml: unknown option\(s\) n_samples"):
+        checks.check_report_options({"n_samples": 1000}, "mine.toml")
+    with pytest.raises(SlurmError, match=r"classifier = 3 should be a TOML string"):
+        checks.check_report_options({"classifier": 3}, "mine.toml")
 
 
 def test_sbatch_extras_cannot_bypass_the_checked_flags():

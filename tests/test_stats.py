@@ -144,3 +144,21 @@ def test_fid_curves_of_seeds_become_a_mean_with_its_range():
     (points,) = stats.curve_bands(curves).values()
     assert points == [{"epoch": 1, "mean": 12.0, "min": 10.0, "max": 14.0, "n": 2},
                       {"epoch": 2, "mean": 7.0, "min": 6.0, "max": 8.0, "n": 2}]
+
+
+def test_the_ranking_compares_only_models_measured_under_one_stamp_and_names_the_others():
+    rows = ([{**r, "stamp": "eval@a 10000v10000"} for r in _seeded_rows("gan/a", [10.0, 11.0])]
+            + [{**r, "stamp": "eval@a 10000v10000"} for r in _seeded_rows("gan/b", [20.0, 21.0])]
+            + [{**r, "stamp": "classifier@c 10000v10000"} for r in _seeded_rows("gan/c", [1.0, 2.0])])
+    models = stats.model_summaries(rows)
+    assert [r["model"] for r in stats.ranking(models)] == ["gan/a", "gan/b"]  # gan/c's lower FID is another ruler
+    assert stats.not_ranked(models) == ["gan/c: measured under classifier@c 10000v10000, not the ranking's "
+                                        "eval@a 10000v10000"]
+
+
+def test_seeds_measured_under_different_stamps_are_not_summarised():
+    rows = _seeded_rows("gan/a", [10.0, 11.0])
+    rows[0]["stamp"], rows[1]["stamp"] = "eval@a 10000v10000", "eval@a 256v10000"
+    (model,) = stats.model_summaries(rows)
+    assert "fid" not in model["numbers"] and model["stamp"] is None
+    assert "2 different stamps" in stats.not_ranked([model])[0] and stats.ranking([model]) == []

@@ -1,8 +1,8 @@
-"""The suite's classifiers, and the conv net's role as feature extractor for the quality metrics.
-
-``classify/cnn`` saves its trained model to ``<run>/classify/cnn/model.pt``; the metrics load it with
-:func:`load_classifier` and use ``features`` (the penultimate layer) for FID/KID/PRDC and the softmax
-for the Inception-Score analogue and conditional accuracy. Inputs are floats in [0, 1], (N, 1, 28, 28).
+"""The suite's classifiers. A classify job saves its trained model to ``<run>/classify/<arch>/model.pt``;
+``--classifier PATH`` makes one the report's evaluator instead of the shipped one (fashion/measure.py):
+:func:`load_classifier` gives it back with ``features`` (the penultimate layer, for FID/KID/PRDC) and
+``head`` (its softmax, for the Inception-Score analogue and conditional accuracy). Inputs are floats in
+[0, 1], (N, 1, 28, 28).
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from torch import nn
 from fashion.artifacts import atomic_write
 from fashion.data import NUM_CLASSES
 
-CLASSIFIER_JOB = "classify/cnn"
 MODEL_FILE = "model.pt"
 
 
@@ -71,11 +70,11 @@ def load_classifier(path, device="cpu") -> tuple[nn.Module, dict]:
     """The saved classifier in eval mode, and its info (test accuracy, epochs, ...)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no trained classifier; run the {CLASSIFIER_JOB} job first")
+        raise FileNotFoundError(f"{path}: no trained classifier; train one first (python launch.py classify/cnn)")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
         model = ARCHITECTURES[state["arch"]](**state.get("hparams", {}))
         model.load_state_dict(state["state_dict"])
     except Exception as err:
-        raise RuntimeError(f"{path}: unreadable classifier ({err}); re-run {CLASSIFIER_JOB} with --force") from err
+        raise RuntimeError(f"{path}: unreadable classifier ({err}); retrain its classify job with --force") from err
     return model.to(device).eval(), state.get("info", {})

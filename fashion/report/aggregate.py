@@ -1,7 +1,8 @@
 """``python launch.py --aggregate RUN``: measure every finished model and write ``<run>/report/``.
 
 Works on any state of a run: queued and running jobs appear with their progress, failed and diverged
-ones with the tail of their log, and a missing classifier empties the quality columns with the reason.
+ones with the tail of their log. Quality numbers come from the jobs' own measurements (fashion/measure.py);
+only jobs that lack one under the run's stamp are measured here.
 """
 from __future__ import annotations
 
@@ -18,11 +19,8 @@ from fashion.runfolder import REPORT_DIR, JobFolder
 class ReportOptions:
     """The report's settings a cluster profile may give the report job (its ``[report]`` table)."""
 
-    n_samples: int = 10_000
-    "Samples per model for the quality metrics."
-    seed: int = 0
     classifier: str | None = None
-    "A classify/cnn model.pt to measure with instead of the run's own."
+    "A classify job's model.pt to measure with instead of the shipped evaluator (another stamp)."
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> "ReportOptions":
@@ -33,15 +31,14 @@ class ReportOptions:
             raise ValueError(f"[report] in {where}: unknown option(s) {', '.join(unknown)}; "
                              f"the report takes {', '.join(sorted(fields))}")
         for key, value in table.items():
-            kind = {"n_samples": int, "seed": int, "classifier": str}[key]
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise ValueError(f"[report] in {where}: {key} = {value!r} should be a TOML {kind.__name__}")
+            if not isinstance(value, str):
+                raise ValueError(f"[report] in {where}: {key} = {value!r} should be a TOML string")
         return cls(**table)
 
 
-def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, classifier: str | None = None) -> int:
+def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
     """Build the run's report from its files; returns the exit code (1 when the run has no job folders yet).
-    ``classifier``: a classify/cnn model.pt to measure with instead of the run's own."""
+    ``classifier``: a classify job's model.pt to measure with instead of the shipped evaluator."""
     from rich.console import Console
 
     run_dir = Path(run_dir)
@@ -50,13 +47,14 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, cla
     if not found:
         console.print(f"[red]{run_dir}: no job folders yet (nothing with a status.json); launch some jobs first[/]")
         return 1
-    quality = Quality(run_dir, found, n_samples, seed, classifier, console)
+    quality = Quality(run_dir, found, classifier, console)
 
     rows, sections, curves = [], [], {}
     for job in found:
         row = job_row(job)
         try:
-            row.update(quality.for_job(job))
+            values, stamp = quality.for_job(job)
+            row.update(values, stamp=stamp.key)
         except Unmeasured as why:
             row["note"] = str(why)
         except Exception as err:  # one unreadable job must not cost the whole report
@@ -71,11 +69,12 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, cla
         rows.append(row)
         sections.append(section(run_dir, job, row))
 
-    header = {"feature classifier": quality.describe(),
+    header = {"evaluator": quality.describe(),
               "jobs": ", ".join(f"{n} {s}" for s, n in sorted(collections.Counter(j.state for j in found).items()))}
     try:
-        references = [{"job": name, "family": "reference", "state": "reference", **values}
-                      for name, values in quality.references().items()]
+        measured, stamp = quality.references()
+        references = [{"job": name, "family": "reference", "state": "reference", **values, "stamp": stamp.key}
+                      for name, values in measured.items()]
         header["references"] = ("real training images vs the test set (the floor every model's FID/KID is "
                                 "measured against) and uniform noise")
     except Unmeasured as why:
@@ -98,6 +97,8 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, cla
     models = stats.model_summaries(rows)
     ranked = stats.ranking(models)
     header["models"], header["fid_ranking"] = models, ranked
+    if left_out := stats.not_ranked(models):
+        header["not ranked"] = "; ".join(left_out)
     header["statistics"] = (f"per model over its seeds: mean ± std and a {stats.CONFIDENCE:.0%} Student-t interval; "
                             f"each model's FID against the best by {stats.TEST_NAME}, with a "
                             f"{stats.CONFIDENCE:.0%} interval for the difference, p-values {stats.CORRECTION}-adjusted "
@@ -107,7 +108,7 @@ def aggregate(run_dir, console=None, n_samples: int = 10_000, seed: int = 0, cla
     index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked)
     console.print(summary.rich_table(run_dir.name, rows))
     console.print(summary.rich_models(models, ranked))
-    console.print(f"feature classifier: {header['feature classifier']}", highlight=False, markup=False)
+    console.print(f"evaluator: {header['evaluator']}", highlight=False, markup=False)
     console.print(f"report: {index}  (also summary.md, summary.csv, summary.json)", highlight=False)
     return 0
 

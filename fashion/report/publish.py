@@ -172,7 +172,7 @@ def describe(run: str, found: list[runfolder.JobFolder], summary: dict, full: di
         "seeds": {m: sorted(e["seed"] for e in per_job.values() if e["model"] == m) for m in models},
         "not_run": sorted(set(full) - set(models), key=runfolder.natural),
         "changed_settings": {k: v for k, v in sorted(differences.items())},
-        "feature_classifier": summary.get("feature classifier"),
+        "evaluator": summary.get("evaluator"),
         "jobs": per_job,
     }
 
@@ -306,7 +306,7 @@ def readme(settings: dict, summary: dict, folder: Path) -> str:
             ("settings changed from the catalogue", "; ".join(f"{k}: {len(v)} job{'s' if len(v) > 1 else ''}"
                                                              for k, v in settings["changed_settings"].items())
              or "none"),
-            ("feature classifier (FID, KID, ...)", settings["feature_classifier"] or "none")]
+            ("evaluator (FID, KID, ...)", settings["evaluator"] or "none")]
     lines += ["| setting | value |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in rows] + [""]
     if settings["contact_sheet"]:
         lines += ["![final samples of each model](contact_sheet.png)", ""]

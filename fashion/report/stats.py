@@ -5,11 +5,13 @@ standard deviation, a 95% Student-t interval for the mean, and the per-seed valu
 mean FID, and each is compared with the best by Welch's t-test (unequal variances) over its seeds, with
 a 95% interval for the difference. The best is picked after looking and is compared with every other
 model, so the p-values are Holm-adjusted over those comparisons: "significant" holds for the whole
-ranking at 5%, not for each row alone.
+ranking at 5%, not for each row alone. Only numbers measured under one stamp (fashion/measure.py) are
+summarised or compared: a model measured under another is named, not ranked.
 """
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from fashion.runfolder import split_seed
 
@@ -106,7 +108,9 @@ def model_summaries(rows: list[dict]) -> list[dict]:
     out = []
     for model, seeds in group(rows).items():
         done = [r for r in seeds if r.get("state") == "completed"]
-        keys = [k for k in QUALITY_KEYS if any(_is_number(r.get(k)) for r in done)]
+        stamps = sorted({r["stamp"] for r in done if r.get("stamp")})
+        # Numbers measured under different stamps are not one sample: such a model gets no quality summary.
+        keys = [k for k in QUALITY_KEYS if any(_is_number(r.get(k)) for r in done)] if len(stamps) <= 1 else []
         own = sorted({k for r in done for k in r.get("seed_numbers", {})})
         numbers = {}
         for key in keys:
@@ -118,14 +122,35 @@ def model_summaries(rows: list[dict]) -> list[dict]:
                             "seeds": [split_seed(r["job"])[1] for r in found]}
         out.append({"model": model, "family": seeds[0].get("family", model.split("/")[0]),
                     "seeds": [split_seed(r["job"])[1] for r in seeds], "completed": len(done),
-                    "jobs": [r["job"] for r in seeds], "numbers": numbers})
+                    "jobs": [r["job"] for r in seeds], "numbers": numbers,
+                    "stamp": stamps[0] if len(stamps) == 1 else None, "stamps": stamps})
+    return out
+
+
+def ranking_stamp(models: list[dict], key: str = "fid") -> str | None:
+    """The stamp most scored models were measured under: the ranking compares those alone."""
+    counts = Counter(m["stamp"] for m in models if m.get("stamp") and m["numbers"].get(key, {}).get("n"))
+    return max(sorted(counts), key=counts.get) if counts else None
+
+
+def not_ranked(models: list[dict], key: str = "fid") -> list[str]:
+    """Why models with numbers are left out of the ranking: measured under another stamp, or several."""
+    stamp = ranking_stamp(models, key)
+    out = []
+    for m in models:
+        if len(m.get("stamps", [])) > 1:
+            out.append(f"{m['model']}: its seeds were measured under {len(m['stamps'])} different stamps "
+                       f"({'; '.join(m['stamps'])}), so they are not summarised or compared")
+        elif m.get("stamp") and m["stamp"] != stamp and m["numbers"].get(key, {}).get("n"):
+            out.append(f"{m['model']}: measured under {m['stamp']}, not the ranking's {stamp}")
     return out
 
 
 def ranking(models: list[dict], key: str = "fid", lower_is_better: bool = True, alpha: float = ALPHA) -> list[dict]:
     """Models with a ``key`` value, best mean first; each compared with the best by Welch's t-test, the
     p-values Holm-adjusted over the comparisons that could be tested (``p_adjusted`` decides)."""
-    scored = [m for m in models if m["numbers"].get(key, {}).get("n")]
+    stamp = ranking_stamp(models, key)
+    scored = [m for m in models if m["numbers"].get(key, {}).get("n") and m.get("stamp") == stamp]
     scored.sort(key=lambda m: (m["numbers"][key]["mean"] * (1 if lower_is_better else -1), m["model"]))
     if not scored:
         return []
@@ -133,7 +158,8 @@ def ranking(models: list[dict], key: str = "fid", lower_is_better: bool = True, 
     ranked = []
     for rank, m in enumerate(scored, 1):
         s = m["numbers"][key]
-        entry = {"rank": rank, "model": m["model"], "job": m["jobs"][0], "n": s["n"], "mean": s["mean"],
+        entry = {"rank": rank, "model": m["model"], "job": m["jobs"][0], "stamp": stamp, "n": s["n"],
+                 "mean": s["mean"],
                  "std": s["std"], "ci": s["ci"], "difference": s["mean"] - best["mean"]}
         if rank == 1:
             entry.update(verdict="best", test=TEST_NAME, t=None, p=None, difference_ci=None, significant=None)

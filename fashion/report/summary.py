@@ -58,6 +58,7 @@ COLUMNS = (
     Column("params", "params", terminal=False),
     Column("gpu", "GPU", terminal=False),
     Column("procs", "procs", "{:d}", terminal=False),
+    Column("stamp", "measured under", terminal=False),
 )
 BY_KEY = {c.key: c for c in COLUMNS}
 
