@@ -23,7 +23,7 @@ import jobs
 from fashion import artifacts
 from fashion.checkpoint import ChangedSettings
 from fashion.data import DataError
-from fashion.training import ConfigError
+from fashion.task import ConfigError
 from jobs import preflight
 
 console = Console()
@@ -161,7 +161,7 @@ def dispatch(args) -> int:
         return cancel_run(run_dir(outputs, args.cancel, must_exist=True))
     if args.sample:
         from fashion.generator import SampleError, sample_command
-        from fashion.training import Task
+        from fashion.task import Task
 
         entry = jobs.find(args.sample.strip("/").partition("/")[2])
         generative = entry is None or entry.task.generator_spec is not Task.generator_spec

@@ -39,7 +39,10 @@ import torch
 import jobs
 from fashion.data import DataError, Dataset, Split, find_data_dir, load_fashion
 from fashion.gans import REGISTRY
-from fashion.training import Noise, Writer, _StatusTicker, fit, make_accelerator, prepare_task, train_epoch
+from fashion.runtime import make_accelerator, prepare_process
+from fashion.task import Noise, prepare_task
+from fashion.training import fit, train_epoch
+from fashion.writer import StatusTicker, Writer
 
 MODES = ("baseline", "step", "fast", "loop", "job")
 
@@ -58,6 +61,7 @@ def bench_config(name: str, args, **changes):
 
 def build(name: str, data: Dataset, args, fast: bool = True):
     config = bench_config(name, args, limit_batches=args.steps, fast=fast)
+    prepare_process(config)  # as a job's process does (each mode runs in its own interpreter)
     acc = make_accelerator(config, REGISTRY[name].auto_precision)
     data = Dataset(data.train.to(acc.device), data.test.to(acc.device))
     return config, acc, prepare_task(REGISTRY[name](config, acc, data), acc)
@@ -93,7 +97,7 @@ def time_loop(name, data, args) -> float:
     config, acc, task = build(name, data, args)
     with tempfile.TemporaryDirectory(prefix="throughput-") as tmp:
         writer = Writer()
-        tick = _StatusTicker(Path(tmp), writer.submit)
+        tick = StatusTicker(Path(tmp), writer.submit)
         train_epoch(task, dataclasses.replace(config, limit_batches=args.warmup), 0, tick)
         _sync(acc.device)
         t0 = time.perf_counter()

@@ -9,15 +9,11 @@ backward on any backend.
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
-# Its suggested successor (torch.distributed._functional_collectives) is private; this one is public.
-warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_", category=FutureWarning)
 
 
 class _GlobalStatistics:

@@ -5,6 +5,7 @@ A requeued or re-launched job always looks here first; there is no other place a
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -82,3 +83,46 @@ def refusal(job_dir, refused: dict, epochs_done: int) -> str:
     return (f"{job_dir}: trained {epochs_done} epoch(s) with other settings; changed: {what}. Resuming would mix "
             "the two. Re-launch with the old settings to continue, with --force to start this job afresh (its "
             "results move to .replaced/), or with a new --run")
+
+
+def state_of(task, epoch: int, history: list[dict], steps: list[dict]) -> dict:
+    """Everything a resume needs after ``epoch``, as detached CPU copies (written while the next epoch trains)."""
+    acc = task.acc
+    return _cpu_copy({
+        "epoch": epoch, "history": list(history), "steps": list(steps),
+        "nets": {n: task.unwrap(n).state_dict() for n in task.nets},
+        "opts": {n: o.state_dict() for n, o in task.opts.items()},
+        "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
+        "task": task.state_dict(), "config": dataclasses.asdict(task.config),
+    })
+
+
+def restore(task, state: dict | None, job_dir) -> dict:
+    """Load a saved state into a prepared task (every rank); returns what the resume changed, refusing
+    changes that alter the experiment (also checked by the launcher; here for requeues and direct calls)."""
+    if state is None:
+        return {}
+    changes = {}
+    if state.get("config"):
+        refused, changes = changed_settings(state["config"], dataclasses.asdict(task.config), state["epoch"])
+        if refused:
+            raise ChangedSettings(refusal(job_dir, refused, state["epoch"]))
+    for name in task.nets:
+        task.unwrap(name).load_state_dict(state["nets"][name])
+    for name, opt in task.opts.items():
+        opt.load_state_dict(state["opts"][name])
+    if task.acc.scaler is not None and state.get("scaler"):
+        task.acc.scaler.load_state_dict(state["scaler"])
+    task.load_state_dict(state.get("task", {}))
+    return changes
+
+
+def _cpu_copy(obj):
+    """A detached CPU copy of every tensor in a nested state, so training can go on while it is written."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj

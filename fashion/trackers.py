@@ -1,13 +1,8 @@
 """Experiment trackers (``--log-with``): which names are valid, and logging through accelerate's tracker API."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fashion.training import TrainConfig, Writer
 
 TRACKER_DIR = "trackers"
 # accelerate's tracker name -> the PyPI package that provides it
@@ -41,19 +36,21 @@ class Trackers:
     every job of a run.
     """
 
-    def __init__(self, acc, config: TrainConfig, job_name: str, job_dir: Path):
-        self.acc, self.job_dir, self.names = acc, Path(job_dir), list(acc.log_with) if config.trackers() else []
+    def __init__(self, acc, settings: dict, job_name: str, job_dir: Path):
+        """``settings``: the job's config as a dict (its plain values become the trackers' hyperparameters)."""
+        self.acc, self.job_dir, self.names = acc, Path(job_dir), list(acc.log_with or [])
         if not self.names:
             return
-        hparams = {k: v for k, v in dataclasses.asdict(config).items() if isinstance(v, (int, float, str, bool))}
+        hparams = {k: v for k, v in settings.items() if isinstance(v, (int, float, str, bool))}
         wandb = {"dir": str(self.job_dir), "name": job_name, "mode": os.environ.get("WANDB_MODE", "offline")}
         acc.init_trackers(TRACKER_DIR, config=hparams, init_kwargs={"wandb": wandb})
 
-    def log_epoch(self, writer: Writer, epoch: int, epoch_row: dict, step_rows: list[dict]) -> None:
+    def log_epoch(self, submit, epoch: int, epoch_row: dict, step_rows: list[dict]) -> None:
+        """Log an epoch through ``submit`` (the background writer's), after the files submitted before it."""
         if not self.names:
             return
         grids = sorted(self.job_dir.glob(f"**/*epoch_{epoch:03d}.png"))
-        writer.submit(self._log, epoch_row, step_rows, grids)
+        submit(self._log, epoch_row, step_rows, grids)
 
     def _log(self, epoch_row: dict, step_rows: list[dict], grids: list[Path]) -> None:
         import imageio.v3 as iio

@@ -9,7 +9,7 @@ from typing import Callable
 
 from fashion import runfolder
 from fashion.runfolder import split_seed
-from fashion.training import ConfigError, Task, TrainConfig
+from fashion.task import ConfigError, Task, TrainConfig
 
 @dataclass(frozen=True)
 class Resources:

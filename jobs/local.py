@@ -18,13 +18,13 @@ from jobs.runner import TrainJob
 
 console = Console()
 
-# What every job leaves in its folder; tasks add their own in ``Task.artifacts``.
+# What every job leaves in its folder; tasks add their own in ``Task.expected_files``.
 COMMON_ARTIFACTS = ("config.json", "status.json", "history.csv", "losses.csv", "losses.png",
                     "metrics.json", "checkpoint.pt")
 
 
 def expected_artifacts(job: Job) -> tuple[str, ...]:
-    return COMMON_ARTIFACTS + tuple(getattr(job.task, "artifacts", ()))
+    return COMMON_ARTIFACTS + tuple(job.task.expected_files)
 
 
 def run_local(jobs: list[Job], configs: dict, run_dir: Path, tasks_per_node: int = 1, pack: int = 1) -> int:
@@ -130,7 +130,9 @@ def _update_bar(progress, bar, status):
 
 
 def dry_run(jobs: list[Job], configs: dict, run_dir: Path) -> int:
-    """Each job for two epochs of three steps on a data slice, on CPU, in this process; then check its files."""
+    """Each job for two epochs of three steps on a data slice, on CPU, in this process; then check its files.
+    Every job asks for the same accelerator (CPU, fp32), so one process serves them all."""
+    from fashion.runtime import prepare_process
     from fashion.training import fit
 
     rows = []
@@ -148,6 +150,7 @@ def dry_run(jobs: list[Job], configs: dict, run_dir: Path) -> int:
         console.print(f"[bold]{job.name}[/] ...")
         t0 = time.perf_counter()
         try:
+            prepare_process(config)
             fit(job.task, config, out, job.name)
             missing = [a for a in expected_artifacts(job) if not (out / a).exists()]
             state = artifacts.read_status(out).get("state")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import submitit
 
 if TYPE_CHECKING:
-    from fashion.training import TrainConfig
+    from fashion.task import TrainConfig
 
 from fashion import artifacts
 
@@ -38,8 +38,10 @@ class TrainJob(submitit.helpers.Checkpointable):
         _use_allocated_cpus()
         job = jobs.get(self.job_name)
         try:
+            from fashion.runtime import prepare_process
             from fashion.training import fit
 
+            prepare_process(self.config)
             result = fit(job.task, self.config, self.job_dir, self.job_name)
         except artifacts.JobBusy:
             raise  # the folder and its status.json belong to the process that holds the lock

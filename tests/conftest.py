@@ -19,6 +19,19 @@ def pytest_configure(config):
     os.environ["FASHION_CACHE"] = tempfile.mkdtemp(prefix="fashion-cache-")
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Each test starts from a clean accelerate state: tests build jobs of other precisions in one process,
+    which accelerate's process-wide state refuses (a job's own process builds one accelerator)."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+    import torch.distributed
+
+    if not torch.distributed.is_initialized():
+        AcceleratorState._reset_state(reset_partial_state=True)  # accelerate's own test suite does the same
+        GradientState._reset_state()
+
+
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
     """Write an unsigned-byte IDX file (the original Fashion-MNIST format)."""
     header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

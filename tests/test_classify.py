@@ -8,7 +8,8 @@ import jobs
 from conftest import tiny
 from fashion.classify.networks import ConvClassifier, DenseClassifier, load_classifier
 from fashion.classify.task import ClassifierTask, accuracy, fgsm, fgsm_curve, shift_and_flip
-from fashion.training import ConfigError, Noise, fit
+from fashion.task import ConfigError, Noise
+from fashion.training import fit
 
 
 def garments(n=32, seed=0):
@@ -89,7 +90,7 @@ def test_classifier_learns_the_fake_data_and_saves_a_loadable_model(fake_fashion
     fgsm_curve = metrics["fgsm"]
     assert fgsm_curve["accuracy_all_pixels"][0] == pytest.approx(metrics["test_accuracy"])
     assert fgsm_curve["accuracy_all_pixels"][1] < fgsm_curve["accuracy_all_pixels"][0]
-    for name in ClassifierTask.artifacts:
+    for name in ClassifierTask.expected_files:
         assert (tmp_path / name).is_file(), name
     model, info = load_classifier(tmp_path / "model.pt")
     assert info["test_accuracy"] == metrics["test_accuracy"]
@@ -108,7 +109,7 @@ def test_a_narrow_cnn_with_small_kernels_round_trips_through_save_and_load(tmp_p
 
 def test_cosine_schedule_starts_at_the_peak_and_ends_at_zero(fake_fashion_dir):
     from fashion.data import load_fashion
-    from fashion.training import make_accelerator
+    from fashion.runtime import make_accelerator
 
     config = tiny(jobs.get("classify/dense").make_config(), epochs=2, limit_batches=3)
     task = ClassifierTask(config, make_accelerator(config), load_fashion())

@@ -9,7 +9,9 @@ from fashion.colorize.palette import (colourise, dominant_hue, grey_of, item_col
                                       nearest_palette_class)
 from fashion.colorize.task import ColorizeTask, colour_scores
 from fashion.data import load_fashion
-from fashion.training import Noise, fit, make_accelerator
+from fashion.runtime import make_accelerator
+from fashion.task import Noise
+from fashion.training import fit
 
 
 def grey_batch(n=40, seed=0):

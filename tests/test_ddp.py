@@ -22,7 +22,8 @@ def _train_every_gan_on_two_ranks(data_dir: str, steps: int) -> dict:
     import jobs
     from fashion.data import epoch_batches, load_fashion
     from fashion.gans import REGISTRY
-    from fashion.training import Noise, make_accelerator, prepare_task
+    from fashion.runtime import make_accelerator
+    from fashion.task import Noise, prepare_task
     from jobs.runner import _export_torch_distributed
 
     assert _export_torch_distributed()
@@ -57,7 +58,7 @@ class GlobalNoise:
     """Draws the global batch's noise and keeps this rank's rows, so any world size sees the same numbers."""
 
     def __init__(self, seed, rank, world):
-        from fashion.training import Noise
+        from fashion.task import Noise
 
         self.noise, self.rank, self.world = Noise("cpu", seed), rank, world
 
@@ -95,7 +96,8 @@ def _train_steps(name: str, data_dir: str, steps: int) -> dict:
     import jobs
     from fashion.data import epoch_batches, load_fashion
     from fashion.gans import REGISTRY
-    from fashion.training import make_accelerator, prepare_task
+    from fashion.runtime import make_accelerator
+    from fashion.task import prepare_task
 
     gan = REGISTRY[name]
     config = tiny(jobs.get(f"gan/{name}").make_config(), data_dir=data_dir)

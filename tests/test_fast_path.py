@@ -19,7 +19,8 @@ import torch
 import jobs
 from conftest import tiny
 from fashion.gans import REGISTRY
-from fashion.training import Noise, make_accelerator, prepare_task
+from fashion.runtime import make_accelerator
+from fashion.task import Noise, prepare_task
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs CUDA; the CPU case runs on every machine"))]
@@ -96,7 +97,7 @@ def test_changing_the_fast_path_on_resume_is_accepted_and_recorded():
 
 RSS_AFTER_FREE = textwrap.dedent("""
     import os, sys, torch
-    from fashion.training import keep_freed_memory
+    from fashion.runtime import keep_freed_memory
     def rss(): return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     if sys.argv[1] == "keep": assert keep_freed_memory()
     x = torch.ones(5 << 20)  # 20 MiB, like a large layer's gradient
@@ -115,11 +116,11 @@ def test_on_the_cpu_freed_training_buffers_stay_in_the_heap_instead_of_going_bac
 
 
 def test_a_cpu_job_with_the_fast_path_off_leaves_the_allocator_alone(monkeypatch):
-    import fashion.training as training
+    import fashion.runtime as runtime
 
     calls = []
-    monkeypatch.setattr(training, "keep_freed_memory", lambda: calls.append(1) or True)
-    make_accelerator(tiny(jobs.get("gan/gan").make_config(), fast=False))
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
+    runtime.prepare_process(tiny(jobs.get("gan/gan").make_config(), fast=False))
     assert calls == []
-    make_accelerator(tiny(jobs.get("gan/gan").make_config()))
+    runtime.prepare_process(tiny(jobs.get("gan/gan").make_config()))
     assert calls == [1]

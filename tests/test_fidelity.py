@@ -11,7 +11,8 @@ from fashion.checkpoint import load_checkpoint
 from fashion.data import load_fashion
 from fashion.gans import REGISTRY
 from fashion.gans.base import gradient_penalty
-from fashion.training import fit, make_accelerator, resolve_precision
+from fashion.runtime import make_accelerator, resolve_precision
+from fashion.training import fit
 from test_training import crashing, Interrupted
 
 
@@ -127,7 +128,7 @@ def test_batchnorm_scale_starts_at_one_and_shift_at_zero(fake_fashion_dir):
 
 @pytest.mark.parametrize("name", ["gan", "wgan"])
 def test_g_runs_once_per_iteration_so_its_batchnorm_statistics_move_once(name, fake_fashion_dir):
-    from fashion.training import Noise
+    from fashion.task import Noise
 
     task = build(name)
     data = load_fashion()
@@ -148,7 +149,7 @@ def test_the_critic_schedule_counts_iterations_across_epochs(fake_fashion_dir, t
 
 def test_supervised_infogan_samples_and_measures_every_class_it_asks_for(fake_fashion_dir):
     from fashion.data import NUM_CLASSES
-    from fashion.training import Noise
+    from fashion.task import Noise
 
     task = build("infogan", supervised=True)
     images, labels = task.metric_samples(200, Noise("cpu", 0))

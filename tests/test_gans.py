@@ -8,7 +8,8 @@ from fashion.data import load_fashion
 from fashion.gans import REGISTRY
 from fashion.gans.base import gradient_penalty
 from fashion.gans.ebgan import pull_away
-from fashion.training import Noise, make_accelerator
+from fashion.runtime import make_accelerator
+from fashion.task import Noise
 
 
 def build(name, **changes):

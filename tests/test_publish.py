@@ -195,7 +195,7 @@ def test_publish_from_the_command_line_honours_the_umask(run, tmp_path):
 
 
 def test_jobs_record_whether_their_code_was_committed(tmp_path):
-    from fashion.training import git_sha
+    from fashion.runtime import git_sha
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,

@@ -9,7 +9,8 @@ import jobs
 from conftest import tiny
 from fashion import artifacts, runfolder
 from fashion.data import CLASSES
-from fashion.training import Task, TrainConfig, fit
+from fashion.task import Task, TrainConfig
+from fashion.training import fit
 
 
 class OneWeight(Task):

@@ -17,7 +17,9 @@ from fashion.gans.networks import Discriminator, Generator
 from fashion.data import load_fashion
 from fashion.gans import REGISTRY
 from fashion.generator import FILE, SampleError, draw, export, load
-from fashion.training import fit, make_accelerator, network_summary
+from fashion.recorder import network_summary
+from fashion.runtime import make_accelerator
+from fashion.training import fit
 
 RUN = "t"
 # (job, epochs): two infoGAN epochs give its sweep GIFs two frames

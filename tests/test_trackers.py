@@ -7,7 +7,8 @@ import jobs
 from conftest import tiny
 from fashion.gans import REGISTRY
 from fashion.trackers import TRACKER_DIR
-from fashion.training import ConfigError, fit
+from fashion.task import ConfigError
+from fashion.training import fit
 
 
 def event_files(job_dir):

@@ -136,7 +136,7 @@ def test_bf16_mixed_precision_trains_with_a_gradient_penalty(fake_fashion_dir, t
 
 
 def test_fp16_without_a_gpu_is_refused_with_the_alternative(fake_fashion_dir, tmp_path):
-    from fashion.training import ConfigError
+    from fashion.task import ConfigError
 
     with pytest.raises(ConfigError, match="use bf16 or no"):
         fit(REGISTRY["gan"], gan_config("gan", precision="fp16"), tmp_path, "gan/gan")

@@ -11,7 +11,9 @@ from conftest import tiny
 from fashion.checkpoint import load_checkpoint
 from fashion.classify.networks import DenseClassifier, save_classifier
 from fashion.data import CLASSES, load_fashion
-from fashion.training import ConfigError, Noise, fit, make_accelerator
+from fashion.runtime import make_accelerator
+from fashion.task import ConfigError, Noise
+from fashion.training import fit
 from fashion.vae import VAE, ConditionalVAE, VAEConfig, gaussian_kl, reconstruction_loss
 from fashion.vae.analysis import first_of_each_class, interpolate, manifold_latents, parse_pair
 
@@ -128,7 +130,7 @@ def test_a_2d_job_writes_its_pictures_and_the_test_elbo_each_epoch(fake_fashion_
     job = jobs.get("vae/conv-z2")
     config = small(job, epochs=2)
     fit(job.task, config, tmp_path, job.name)
-    for name in job.task.artifacts + ("recon/epoch_002.png", "latent/epoch_002.png"):
+    for name in job.task.expected_files + ("recon/epoch_002.png", "latent/epoch_002.png"):
         assert (tmp_path / name).is_file(), name
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_neg_elbo"] > 0 and metrics["test_active_dims"] <= 2
@@ -255,12 +257,12 @@ def test_the_ablation_grid_covers_each_choice_the_issue_asks_about():
 def test_2d_ablations_declare_the_latent_map_and_manifold():
     for name in jobs.CATALOGUE:
         if NAME.match(name):
-            has_plane = "manifold.png" in jobs.get(name).task.artifacts
+            has_plane = "manifold.png" in jobs.get(name).task.expected_files
             assert has_plane == (jobs.get(name).make_config().latent_dim == 2), name
 
 
 def test_conditional_job_uses_the_write_up_settings():
     job = jobs.get("vae/cond")
     config = job.make_config()
-    assert job.task is ConditionalVAE and "class_grid.png" in job.task.artifacts
+    assert job.task is ConditionalVAE and "class_grid.png" in job.task.expected_files
     assert (config.arch, config.optimizer, config.latent_dim) == ("blocks", "rmsprop", 100)

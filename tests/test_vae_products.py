@@ -9,7 +9,8 @@ from PIL import Image
 import jobs
 from conftest import tiny
 from fashion.data import DataError
-from fashion.training import Task, fit
+from fashion.task import Task
+from fashion.training import fit
 from fashion.vae.products import GENDERS, load_products
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"
@@ -103,7 +104,7 @@ def test_product_job_trains_and_draws_one_row_per_subcategory(product_dir, tmp_p
     job = jobs.get("vae/product-cond")
     out = tmp_path / "out"
     fit(job.task, product_config(product_dir), out, job.name)
-    for name in job.task.artifacts:
+    for name in job.task.expected_files:
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["skipped"]["unreadable image"] == 1 and metrics["test_neg_elbo"] > 0

@@ -18,7 +18,7 @@ from torch import nn
 from fashion import artifacts, runfolder
 from fashion.classify.networks import ARCHITECTURES, MODEL_FILE, ConvClassifier, DenseClassifier, save_classifier
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
-from fashion.training import ConfigError, Task, TrainConfig
+from fashion.task import ConfigError, Task, TrainConfig
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -141,7 +141,7 @@ class ClassifierTask(Task):
     """Cross-entropy training; per epoch train/test accuracy; at the end confusion matrix and FGSM curves."""
 
     config_class = ClassifierConfig
-    artifacts = (MODEL_FILE, "confusion_matrix.png", "accuracy.png", "fgsm.csv", "fgsm.png",
+    expected_files = (MODEL_FILE, "confusion_matrix.png", "accuracy.png", "fgsm.csv", "fgsm.png",
                  "fgsm_examples.png")
 
     def __init__(self, config: ClassifierConfig, accelerator, data):

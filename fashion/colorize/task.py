@@ -17,7 +17,7 @@ from fashion.colorize.networks import ColorizeGenerator, pair_discriminator, set
 from fashion.colorize.palette import MAX_JITTER, dominant_hue, grey_of, load_coloured, nearest_palette_class
 from fashion.data import NUM_CLASSES, to_tanh_range
 from fashion.gans.base import bce
-from fashion.training import ConfigError, Task, TrainConfig
+from fashion.task import ConfigError, Task, TrainConfig
 
 EVAL_BATCH = 500
 
@@ -81,7 +81,7 @@ class ColorizeTask(Task):
     """G(grey) -> colour trained against D(grey, colour) plus L1; scored on the held-out test split."""
 
     config_class = ColorizeConfig
-    artifacts = ("samples/epoch_001.png", "samples.gif")
+    expected_files = ("samples/epoch_001.png", "samples.gif")
 
     def __init__(self, config: ColorizeConfig, accelerator, data):
         super().__init__(config, accelerator, data)

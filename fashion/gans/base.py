@@ -15,7 +15,7 @@ from fashion import artifacts
 from fashion.batchnorm import gather_batch
 from fashion.data import CLASSES, NUM_CLASSES, to_tanh_range
 from fashion.gans.networks import Discriminator, Generator
-from fashion.training import ConfigError, Noise, Task, TrainConfig
+from fashion.task import ConfigError, Noise, Task, TrainConfig
 
 REGISTRY: dict[str, type["GAN"]] = {}
 GRID = 10  # samples per row and column of the per-epoch grid

@@ -14,7 +14,7 @@ from fashion import artifacts
 from fashion.data import NUM_CLASSES
 from fashion.gans.base import GAN, GRID, GANConfig, bce, one_hot, register
 from fashion.gans.networks import Discriminator
-from fashion.training import Noise
+from fashion.task import Noise
 
 CONTINUOUS = 2
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fashion import artifacts
-from fashion.training import ConfigError
+from fashion.task import ConfigError
 
 MAX_EPOCH_ROWS = 15  # rows of the "after n epochs" figure; longer runs show evenly spaced epochs
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fashion import artifacts
 from fashion.classify.networks import load_classifier
 from fashion.data import NUM_CLASSES
-from fashion.training import ConfigError, Noise
+from fashion.task import ConfigError, Noise
 from fashion.vae.task import GRID, VAEConfig, VAETask
 
 
@@ -39,7 +39,7 @@ class ConditionalVAE(VAETask):
 
     config_class = ConditionalVAEConfig
     condition_dim = NUM_CLASSES
-    artifacts = VAETask.artifacts + ("class_grid.png",)
+    expected_files = VAETask.expected_files + ("class_grid.png",)
 
     def __init__(self, config: ConditionalVAEConfig, accelerator, data):
         self.classifier = None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fashion.data import Dataset, DataError, Split
-from fashion.training import ConfigError, Task
+from fashion.task import ConfigError, Task
 from fashion.vae.conditional import ConditionalVAE
 from fashion.vae.task import VAEConfig
 

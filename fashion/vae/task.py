@@ -16,7 +16,7 @@ from torch import nn
 
 from fashion import artifacts, runfolder
 from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
-from fashion.training import ConfigError, Noise, Task, TrainConfig
+from fashion.task import ConfigError, Noise, Task, TrainConfig
 from fashion.vae import analysis
 from fashion.vae.networks import ARCHS, build
 
@@ -130,7 +130,7 @@ class VAETask(Task):
     """Trains one VAE and draws reconstructions, prior samples, interpolations and latent arithmetic."""
 
     config_class = VAEConfig
-    artifacts = ("samples.gif", "samples/epoch_001.png", "recon/epoch_001.png", "recon_over_epochs.png",
+    expected_files = ("samples.gif", "samples/epoch_001.png", "recon/epoch_001.png", "recon_over_epochs.png",
                  "elbo.png", "interpolation.png", "arithmetic.png")
 
     def __init__(self, config: VAEConfig, accelerator, data):
@@ -328,7 +328,7 @@ class VAETask(Task):
 class LatentPlaneVAE(VAETask):
     """A VAE job with a 2-D latent: its dry run also checks the per-epoch latent map and the manifold."""
 
-    artifacts = VAETask.artifacts + ("latent/epoch_001.png", "latent.gif", "manifold.png")
+    expected_files = VAETask.expected_files + ("latent/epoch_001.png", "latent.gif", "manifold.png")
 
     def __init__(self, config, accelerator, data):
         if config.latent_dim != 2:
