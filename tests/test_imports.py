@@ -74,3 +74,78 @@ def test_requirements_and_the_package_list_the_same_dependencies():
     pinned = {"torch", "torchvision", "pytest"}  # exact builds / test tools: requirements.txt only decides those
     assert {k: v for k, v in listed.items() if k not in pinned} == {k: v for k, v in package.items() if k not in pinned}
     assert pinned - {"pytest"} <= set(package)
+
+
+PROJECT = {"fashion", "jobs", "slurm", "launch", "tests", "conftest", "benchmarks"}
+LIBRARY_SOURCES = [p for p in SOURCES if not p.is_relative_to(ROOT / "tests")]
+
+
+def private_uses(path: Path) -> list[str]:
+    """Every place a file reaches a private name of another package: ``from x._y import``, ``from x import _y``,
+    or an attribute chain from an imported name through a ``_name`` (``AcceleratorState._reset_state``,
+    ``torch._dynamo``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    foreign, found = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] not in PROJECT:
+                    foreign.add(alias.asname or alias.name.split(".")[0])
+                    if any(part.startswith("_") for part in alias.name.split(".")):
+                        found.append(f"{node.lineno}: import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            if node.module.split(".")[0] in PROJECT:
+                continue
+            for alias in node.names:
+                foreign.add(alias.asname or alias.name)
+                if any(part.startswith("_") and not part.startswith("__") for part in
+                       node.module.split(".") + [alias.name]):
+                    found.append(f"{node.lineno}: from {node.module} import {alias.name}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            chain, base = [node.attr], node.value
+            while isinstance(base, ast.Attribute):
+                chain.append(base.attr)
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in foreign and any(
+                    a.startswith("_") and not a.startswith("__") for a in chain):
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return sorted(set(found))
+
+
+def test_the_code_uses_no_private_name_of_another_package():
+    uses = {p.relative_to(ROOT).as_posix(): private_uses(p) for p in LIBRARY_SOURCES}
+    assert {path: found for path, found in uses.items() if found} == {}
+
+
+def test_the_private_name_checker_follows_attribute_chains_and_imports(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import torch\nfrom accelerate.state import AcceleratorState\nfrom torch.nn.modules import _x\n"
+                     "from submitit._core import y\nimport fashion\n"
+                     "AcceleratorState._reset_state()\ntorch.nn.modules.batchnorm._BatchNorm\nfashion._mine\n"
+                     "torch.nn.Module.__init__\n")
+    assert private_uses(probe) == ["3: from torch.nn.modules import _x", "4: from submitit._core import y",
+                                   "6: AcceleratorState._reset_state", "7: torch.nn.modules.batchnorm._BatchNorm"]
+
+
+def module_imports(path: Path, modules: set[str]) -> set[str]:
+    """The ``modules`` a file imports at module level, type-checking imports included (imports inside
+    functions are deferred on purpose); ``from package import submodule`` depends on the submodule."""
+    names, body = set(), list(ast.parse(path.read_text(), str(path)).body)
+    body += [n for block in body if isinstance(block, ast.If) for n in block.body]  # `if TYPE_CHECKING:` too
+    for node in body:
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & modules
+            names.update(subs if len(subs) == len(node.names) else subs | {node.module})
+    return names & modules
+
+
+def test_the_library_modules_import_each_other_without_a_cycle():
+    import graphlib
+
+    files = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in sorted((ROOT / "fashion").rglob("*.py"))}
+    graph = {name: module_imports(path, set(files)) - {name} for name, path in files.items()}
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
