@@ -161,10 +161,8 @@ def dispatch(args) -> int:
         return cancel_run(run_dir(outputs, args.cancel, must_exist=True))
     if args.sample:
         from fashion.generator import SampleError, sample_command
-        from fashion.task import Task
-
         entry = jobs.find(args.sample.strip("/").partition("/")[2])
-        generative = entry is None or entry.task.generator_spec is not Task.generator_spec
+        generative = entry is None or entry.task.generative()
         try:
             path = sample_command(outputs, args.sample, args.n, args.label, args.seed, args.out, args.input,
                                   args.data_dir, generative)
@@ -360,7 +358,7 @@ def check_other_job_settings(selected: list[jobs.Job], args) -> None:
 
 def print_catalogue(verbose: bool, seeds: list[int] | None = None, patterns: list[str] = ()) -> int:
     """The catalogue; with seeds (or job names) the selected jobs under the names they run as."""
-    from jobs.catalogue import describe
+    from jobs.catalogue import field_docs
 
     shown = jobs.select(list(patterns), seeds) if patterns else list(jobs.CATALOGUE.values())
     table = Table(title="job catalogue" + (f", seeds {', '.join(map(str, seeds))}" if seeds else ""))
@@ -374,7 +372,7 @@ def print_catalogue(verbose: bool, seeds: list[int] | None = None, patterns: lis
         for job in jobs.CATALOGUE.values():
             fields = Table(title=job.name, show_header=False)
             config = job.make_config()
-            for name, _, doc in describe(job.config_class):
+            for name, _, doc in field_docs(job.config_class):
                 fields.add_row(name, repr(getattr(config, name)), doc)
             console.print(fields)
     return 0

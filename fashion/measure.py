@@ -119,7 +119,7 @@ class Yardstick:
         """Whether ``stamp`` is this yardstick's, for any number of generated samples."""
         return dataclasses.replace(stamp, fake=0) == self.stamp(0)
 
-    def describe(self) -> str:
+    def words(self) -> str:
         return f"{self.name} ({self.sha256}; {self.origin}), against the first {len(self.real_images)} test images"
 
     # -- the real set, once per machine --------------------------------------------------------------

@@ -43,7 +43,7 @@ class Recorder:
         pass
 
     def measure_against(self, task_class: type[Task], real_images: torch.Tensor) -> None:
-        """A generative job measures its samples against ``real_images`` (the whole test split)."""
+        """A job that draws samples measures them against ``real_images`` (the whole test split)."""
 
     def start(self, task: Task, state: dict | None, changes: dict, steps_per_epoch: int) -> None:
         """Training (re)starts after the epochs ``state`` holds; ``changes``: what a resume changed."""
@@ -97,7 +97,7 @@ class FolderRecorder(Recorder):
             self.lock.release()
 
     def measure_against(self, task_class, real_images):
-        if task_class.generative():
+        if task_class.measured():
             self.yardstick = measure.Yardstick.shipped(real_images, self.acc.device)
 
     def start(self, task, state, changes, steps_per_epoch):

@@ -39,7 +39,7 @@ ENVIRONMENT_KEYS = ("world_size", "device", "precision", "threads", "host", "slu
 LOOP_KEYS = frozenset({"job", "state", "epochs", "seconds_per_epoch", "images_per_s", "final", *ENVIRONMENT_KEYS,
                        "quality", "fid_curve"})
 
-__all__ = ["STATUS_FILE", "read_json", "read_status", "job_dir", "find_jobs", "read_job", "JobFolder",
+__all__ = ["STATUS_FILE", "read_json", "read_status", "job_dir", "job_names", "read_job", "JobFolder",
            "read_history", "log_tail", "write_snapshot", "read_snapshot", "snapshot_files", "EvalSamples",
            "write_eval_samples", "read_eval_samples", "split_seed"]
 
@@ -63,7 +63,7 @@ def job_dir(run_dir, name: str) -> Path:
     return Path(run_dir) / name
 
 
-def find_jobs(run_dir, markers: tuple[str, ...] = (STATUS_FILE, CONFIG_FILE)) -> list[str]:
+def job_names(run_dir, markers: tuple[str, ...] = (STATUS_FILE, CONFIG_FILE)) -> list[str]:
     """Names of every job folder of a run (one holding a marker file), sorted; report and hidden folders left out."""
     run_dir, names = Path(run_dir), set()
     for marker in markers:
@@ -150,16 +150,31 @@ def log_tail(run_dir, name: str, status: dict, lines: int = LOG_LINES) -> tuple[
             logs = sorted(submitit_dir.glob(f"*{suffix}"), key=lambda p: (p.stat().st_mtime, p.name))
             candidates += logs[-1:]
     for path in candidates:
-        try:
-            text = path.read_text(errors="replace").rstrip()
-        except OSError:
-            continue
-        if text:
+        if text := read_tail(path, lines):
             # The job's own one-line error first: a log tail buries it under a stack trace.
             error = status.get("error") or status.get("reason")
-            return str(path), "\n".join(([error] if error else []) + text.splitlines()[-lines:])
+            return str(path), "\n".join(([error] if error else []) + [text])
     return STATUS_FILE, (status.get("traceback") or status.get("error") or status.get("reason")
                          or "no log recorded").rstrip()
+
+
+def read_tail(path, lines: int = LOG_LINES) -> str:
+    """The last ``lines`` lines of a text file; empty when it is missing or unreadable."""
+    try:
+        text = Path(path).read_text(errors="replace").rstrip()
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def lowest_seeds(items: Iterable, name: Callable = str, drew: Callable = bool) -> dict[str, tuple]:
+    """Per model, (its lowest-seed item that ``drew`` pictures, how many seeds the model has): the one the
+    contact sheet and the GIFs show."""
+    out = {}
+    for model, group in seeds_by_model(items, name).items():
+        if drawn := [item for item in group if drew(item)]:
+            out[model] = (drawn[0], len(group))
+    return out
 
 
 def natural(name: str) -> list:

@@ -65,7 +65,7 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name}={value}: must be a finite number")
-            if isinstance(value, float) and f.name.split("_")[0] == "lr" and not value > 0:
+            if isinstance(value, float) and f.name.split("_")[0] == "lr" and not value > 0:  # lr, lr_g, lr_floor...
                 raise ConfigError(f"{f.name}={value}: a learning rate must be positive")
         for name in ("snapshot_samples", "eval_samples"):
             if getattr(self, name) < 2:
@@ -187,8 +187,13 @@ class Task:
 
     @classmethod
     def generative(cls) -> bool:
-        """Whether the task draws samples comparable with Fashion-MNIST (it overrides metric_samples): such a
-        job keeps evaluation samples and snapshots and measures them with the shipped evaluator."""
+        """Whether a finished job keeps a generator to draw from (generator.pt, ``--sample``)."""
+        return cls.generator_spec is not Task.generator_spec
+
+    @classmethod
+    def measured(cls) -> bool:
+        """Whether it draws samples comparable with Fashion-MNIST (metric_samples): the job keeps evaluation
+        samples and snapshots, and measures them with the shipped evaluator."""
         return cls.metric_samples is not Task.metric_samples
 
     def metric_samples(self, n: int, noise: Noise) -> tuple[torch.Tensor, torch.Tensor | None] | None:

@@ -39,10 +39,6 @@ class Job:
     def config_class(self) -> type[TrainConfig]:
         return self.task.config_class
 
-    @property
-    def generative(self) -> bool:
-        """Whether the job draws samples that it and the report measure (``Task.generative``)."""
-        return self.task.generative()
 
     def make_config(self, overrides: dict[str, str] | None = None) -> TrainConfig:
         """The job's config with ``key=value`` strings applied, typed and validated."""
@@ -190,7 +186,7 @@ def _convert(kind, text, key):
     return text
 
 
-def describe(config_class: type) -> list[tuple[str, str, str]]:
+def field_docs(config_class: type) -> list[tuple[str, str, str]]:
     """(name, default, docstring) of each field, read from the field docstrings in the source."""
     import ast
     import inspect

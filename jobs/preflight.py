@@ -166,9 +166,9 @@ def check_flags(selected: list[Job], configs: dict, out: Path, *, local: bool, n
 
 
 def check_evaluator(selected: list[Job]) -> None:
-    """Generative jobs measure themselves with the shipped evaluator: a missing or damaged one is refused
+    """Jobs that draw samples measure them with the shipped evaluator: a missing or damaged one is refused
     now, not after hours of training."""
-    if any(job.generative for job in selected):
+    if any(job.task.measured() for job in selected):
         from fashion.evaluator import EvaluatorError, load_evaluator
 
         try:

@@ -22,7 +22,7 @@ FAILED_STATES = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
 
 def job_folders(run_dir: Path) -> dict[str, Path]:
     """Every job folder of a run (one holding status.json), by job name."""
-    return {name: runfolder.job_dir(run_dir, name) for name in runfolder.find_jobs(run_dir, (runfolder.STATUS_FILE,))}
+    return {name: runfolder.job_dir(run_dir, name) for name in runfolder.job_names(run_dir, (runfolder.STATUS_FILE,))}
 
 
 def submissions(run_dir: Path) -> list[dict]:
@@ -44,16 +44,6 @@ def _losses(row: dict) -> str:
         except ValueError:
             continue
     return "  ".join(terms)
-
-
-def _tail(path: str | None, lines: int = LOG_LINES) -> str:
-    if not path:
-        return ""
-    try:
-        text = Path(path).read_text(errors="replace").rstrip()
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def _shown(path: Path) -> str:
@@ -120,7 +110,7 @@ def show_status(run_dir: Path) -> int:
         title = f"{name}: {status.get('state')}{f' / SLURM {slurm_state}' if slurm_state else ''} ({source})"
         console.print(Panel(detail, title=title, title_align="left", border_style="red"), markup=False)
     if report and states.get(report["slurm_id"]) in FAILED_STATES:
-        console.print(Panel(_tail(report.get("log_err")) or "no log recorded", title="report job failed",
+        console.print(Panel(runfolder.read_tail(report.get("log_err") or "", LOG_LINES) or "no log recorded", title="report job failed",
                             title_align="left", border_style="red"))
     if not folders:
         console.print(f"{run_dir}: no job folders yet")

@@ -114,13 +114,13 @@ def test_the_readme_links_every_file_it_names(published):
 
 
 def test_only_real_changes_from_the_catalogue_are_listed(tmp_path):
-    from fashion.report.publish import describe
+    from fashion.report.publish import run_settings
     from fashion.runfolder import JobFolder
 
     job = JobFolder("classify/cnn", tmp_path, status={"state": "completed", "epoch": 15, "epochs": 15},
                     config={"config": {"epochs": 15, "fgsm_epsilons": [0.0, 0.1], "lr": 0.01, "seed": 3}})
     full = {"classify/cnn": {"epochs": 15, "fgsm_epsilons": (0.0, 0.1), "lr": 0.001, "seed": 0}}
-    settings = describe("r", [job], {}, full)  # a tuple in the catalogue is a list in config.json: no change
+    settings = run_settings("r", [job], {}, full)  # a tuple in the catalogue is a list in config.json: no change
     assert settings["changed_settings"] == {"lr=0.01 (catalogue: 0.001)": ["classify/cnn"]}
     assert settings["partial"] is False
 

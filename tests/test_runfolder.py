@@ -63,8 +63,8 @@ def test_job_folders_are_found_by_name_without_the_report_or_hidden_folders(tmp_
     for name in ("gan/wgan_gp", "vae/conv-z2", "report/classifier", ".replaced/gan__gan-1"):
         artifacts.write_status(tmp_path / name, "completed")
     artifacts.write_json(tmp_path / "classify/cnn" / runfolder.CONFIG_FILE, {})  # started, no status yet
-    assert runfolder.find_jobs(tmp_path) == ["classify/cnn", "gan/wgan_gp", "vae/conv-z2"]
-    assert runfolder.find_jobs(tmp_path, (runfolder.STATUS_FILE,)) == ["gan/wgan_gp", "vae/conv-z2"]
+    assert runfolder.job_names(tmp_path) == ["classify/cnn", "gan/wgan_gp", "vae/conv-z2"]
+    assert runfolder.job_names(tmp_path, (runfolder.STATUS_FILE,)) == ["gan/wgan_gp", "vae/conv-z2"]
     assert runfolder.job_dir(tmp_path, "gan/wgan_gp") == tmp_path / "gan" / "wgan_gp"
 
 

@@ -60,9 +60,9 @@ class ClassifierConfig(TrainConfig):
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: choose one of {', '.join(allowed)}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.width < 1:
-            raise ConfigError(f"lr={self.lr}, weight_decay={self.weight_decay}, width={self.width}: "
-                              "lr and width must be positive, weight_decay at least 0")
+        if self.weight_decay < 0 or self.width < 1:  # learning rates: TrainConfig.validate
+            raise ConfigError(f"weight_decay={self.weight_decay}, width={self.width}: width must be positive, "
+                              "weight_decay at least 0")
         if not self.fgsm_epsilons or any(not 0 <= e <= 1 for e in self.fgsm_epsilons):
             raise ConfigError(f"fgsm_epsilons={self.fgsm_epsilons}: give values in [0, 1], e.g. 0,0.05,0.1")
         if self.kernel < 1 or self.kernel % 2 == 0:

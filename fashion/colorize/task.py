@@ -49,9 +49,8 @@ class ColorizeConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("lr_g", "lr_d", "width"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}={getattr(self, name)}: must be positive")
+        if self.width < 1:  # learning rates: TrainConfig.validate
+            raise ConfigError(f"width={self.width}: must be positive")
         if not 0 <= self.bn_momentum < 1:
             raise ConfigError(f"bn_momentum={self.bn_momentum}: Keras convention, use 0 <= m < 1 (e.g. 0.9)")
         if not 0 <= self.hue_jitter < MAX_JITTER:
@@ -60,8 +59,8 @@ class ColorizeConfig(TrainConfig):
             raise ConfigError("l1_weight and epoch_eval_images must be at least 0")
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats -> uint8 [0, 255]."""
+def tanh_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in the tanh range [-1, 1] as uint8 [0, 255] (runfolder.to_uint8 takes [0, 1])."""
     return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
@@ -128,7 +127,7 @@ class ColorizeTask(Task):
         G = self.unwrap("G")
         was_training = G.training
         G.eval()
-        out = torch.cat([to_uint8(G(to_tanh_range(grey_of(chunk))))
+        out = torch.cat([tanh_to_uint8(G(to_tanh_range(grey_of(chunk))))
                          for chunk in colour_uint8.split(EVAL_BATCH)])
         G.train(was_training)
         return out

@@ -10,6 +10,7 @@ import collections
 import dataclasses
 from pathlib import Path
 
+from fashion import runfolder
 from fashion.report import collect, page, stats, summary
 from fashion.report.quality import Quality, Unmeasured
 from fashion.runfolder import REPORT_DIR, JobFolder
@@ -43,7 +44,7 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
 
     run_dir = Path(run_dir)
     console = console or Console()
-    found = collect.find_jobs(run_dir)
+    found = collect.read_jobs(run_dir)
     if not found:
         console.print(f"[red]{run_dir}: no job folders yet (nothing with a status.json); launch some jobs first[/]")
         return 1
@@ -69,7 +70,7 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
         rows.append(row)
         sections.append(section(run_dir, job, row))
 
-    header = {"evaluator": quality.describe(),
+    header = {"evaluator": quality.evaluator_line(),
               "jobs": ", ".join(f"{n} {s}" for s, n in sorted(collections.Counter(j.state for j in found).items()))}
     try:
         measured, stamp = quality.references()
@@ -143,7 +144,13 @@ def section(run_dir: Path, job: JobFolder, row: dict) -> dict:
             "pictures": [p for p in collect.pictures(job) if p != strip], "strip": strip,
             "samples": collect.final_samples(job),
             "caption": f"FID {fid:.2f}" if fid is not None else row.get("note", job.state),
-            "log": collect.log_tail(run_dir, job) if job.state in ("failed", "diverged", "unknown") else None}
+            "log": log_tail(run_dir, job) if job.state in ("failed", "diverged", "unknown") else None}
+
+
+def log_tail(run_dir: Path, job: JobFolder) -> str:
+    """The end of the job's log, headed by where it came from."""
+    where, text = runfolder.log_tail(run_dir, job.name, job.status)
+    return f"{where}:\n{text}" if where != runfolder.STATUS_FILE else text
 
 
 def plot_fid_curves(bands: dict[str, list[dict]], path: Path, samples: list[int] = ()) -> Path:

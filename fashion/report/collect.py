@@ -14,9 +14,9 @@ from fashion.runfolder import BOOKKEEPING, LOOP_KEYS, JobFolder, natural
 PICTURES = (".png", ".gif")
 
 
-def find_jobs(run_dir: Path) -> list[JobFolder]:
+def read_jobs(run_dir: Path) -> list[JobFolder]:
     """Every job folder of the run, read, in natural name order."""
-    return [runfolder.read_job(run_dir, name) for name in sorted(runfolder.find_jobs(run_dir), key=natural)]
+    return [runfolder.read_job(run_dir, name) for name in sorted(runfolder.job_names(run_dir), key=natural)]
 
 
 def final_terms(job: JobFolder) -> dict[str, float]:
@@ -69,9 +69,3 @@ def final_samples(job: JobFolder) -> Path | None:
     """The last per-epoch sample grid, for the contact sheet."""
     frames = runfolder.sample_frames(job.path)
     return frames[-1] if frames else None
-
-
-def log_tail(run_dir: Path, job: JobFolder) -> str:
-    """The end of the job's log, headed by where it came from."""
-    where, text = runfolder.log_tail(run_dir, job.name, job.status)
-    return f"{where}:\n{text}" if where != runfolder.STATUS_FILE else text

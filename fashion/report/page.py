@@ -44,13 +44,10 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
 
 def first_seed(sections: list[dict]) -> list[dict]:
     """One section per model, its lowest seed that drew samples: the contact sheet shows one grid per model."""
-    from fashion.runfolder import seeds_by_model, split_seed
+    from fashion.runfolder import lowest_seeds, split_seed
 
-    sheet = []
-    for group in seeds_by_model(sections, lambda s: s["job"]).values():
-        if drawn := [s for s in group if s.get("samples")]:
-            sheet.append({**drawn[0], "seed": split_seed(drawn[0]["job"])[1], "seeds": len(group)})
-    return sheet
+    return [{**first, "seed": split_seed(first["job"])[1], "seeds": seeds}
+            for first, seeds in lowest_seeds(sections, lambda s: s["job"], lambda s: s.get("samples")).values()]
 
 
 def model_view(model: dict) -> dict:

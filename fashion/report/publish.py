@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fashion import artifacts, runfolder
 from fashion.report import collect
-from fashion.report.summary import ranking_lines
+from fashion.report.summary import md_cell, ranking_lines
 from fashion.runfolder import REPORT_DIR, split_seed
 
 TABLES = ("summary.md", "summary.csv", "summary.json", "models.csv")
@@ -54,11 +54,11 @@ def publish(run_dir, dest, full: dict[str, dict], force: bool = False) -> dict:
     if summary is None:
         raise PublishError(f"{run_dir} has no report yet: run `python launch.py --aggregate {run_dir.name}` "
                            f"(with the same --outputs), then publish")
-    found = collect.find_jobs(run_dir)
+    found = collect.read_jobs(run_dir)
     check_report_is_current(run_dir, summary, found)
     check_destination(dest, force)
 
-    settings = describe(run_dir.name, found, summary, full)
+    settings = run_settings(run_dir.name, found, summary, full)
     building = dest.parent / f".{dest.name}.publishing-{os.getpid()}"
     shutil.rmtree(building, ignore_errors=True)
     try:
@@ -70,7 +70,8 @@ def publish(run_dir, dest, full: dict[str, dict], force: bool = False) -> dict:
         for name in TABLES + ("fid_curves.png",):
             if (report / name).is_file():
                 artifacts.write_bytes(building / name, (report / name).read_bytes())
-        firsts = lowest_seeds(found)
+        firsts = {model: job for model, (job, _) in runfolder.lowest_seeds(
+            found, lambda job: job.name, lambda job: collect.final_samples(job) is not None).items()}
         settings["gifs"] = write_gifs(firsts, building / "gifs")
         settings["contact_sheet"] = contact_sheet(firsts, summary, settings, building / "contact_sheet.png")
         artifacts.write_json(building / SETTINGS_FILE, settings)
@@ -129,7 +130,7 @@ def swap_into_place(building: Path, dest: Path) -> None:
 
 
 # -- what ran ---------------------------------------------------------------------------------------------
-def describe(run: str, found: list[runfolder.JobFolder], summary: dict, full: dict[str, dict]) -> dict:
+def run_settings(run: str, found: list[runfolder.JobFolder], summary: dict, full: dict[str, dict]) -> dict:
     """The settings of the run, per job and summarised, and whether (and why) it is partial."""
     full = json.loads(json.dumps(full))  # as config.json holds them: a tuple default reads back as a list
     per_job, reasons, differences = {}, [], collections.defaultdict(list)
@@ -207,13 +208,6 @@ def _utc(stamp) -> str | None:
 
 
 # -- pictures ---------------------------------------------------------------------------------------------
-def lowest_seeds(found: list[runfolder.JobFolder]) -> dict[str, runfolder.JobFolder]:
-    """Per model, its job of the lowest seed that drew samples: the one the pictures show."""
-    groups = runfolder.seeds_by_model(found, lambda job: job.name)
-    drawn = {model: [job for job in group if collect.final_samples(job) is not None] for model, group in groups.items()}
-    return {model: jobs[0] for model, jobs in drawn.items() if jobs}
-
-
 def spread(frames: list, most: int) -> list:
     """At most ``most`` of ``frames``, evenly spaced, always the first and the last."""
     if len(frames) <= most:
@@ -307,7 +301,7 @@ def readme(settings: dict, summary: dict, folder: Path) -> str:
                                                              for k, v in settings["changed_settings"].items())
              or "none"),
             ("evaluator (FID, KID, ...)", settings["evaluator"] or "none")]
-    lines += ["| setting | value |", "|---|---|"] + [f"| {k} | {_cell(v)} |" for k, v in rows] + [""]
+    lines += ["| setting | value |", "|---|---|"] + [f"| {k} | {md_cell(v)} |" for k, v in rows] + [""]
     if settings["contact_sheet"]:
         lines += ["![final samples of each model](contact_sheet.png)", ""]
     ranked = ranking_lines(summary.get("fid_ranking", []))
@@ -353,6 +347,3 @@ def _seed_text(seeds: dict[str, list[int]]) -> str:
     return "; ".join(f"{numbers} ({_by_family(models)})"
                      for numbers, models in sorted(by_list.items(), key=lambda kv: -len(kv[1])))
 
-
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -48,11 +48,11 @@ class Quality:
         except Exception as err:  # missing data, a damaged evaluator: say so, keep reporting
             self.problem = f"{type(err).__name__}: {err}"
 
-    def describe(self) -> str:
+    def evaluator_line(self) -> str:
         """One line for the report: what measured the samples, or why nothing did."""
         if self.problem:
             return f"nothing measured: {self.problem}"
-        return self.yardstick.describe()
+        return self.yardstick.words()
 
     def measured(self, job: JobFolder) -> tuple[dict | None, dict | None]:
         """(the job's quality entry, its FID-curve entry) under the yardstick, measured now where its files

@@ -91,12 +91,12 @@ def write_summaries(report_dir: Path, run: str, header: dict, rows: list[dict]) 
               "|" + "|".join("---" for _ in COLUMNS) + "|"]
     for row in rows:
         text = cells(row)
-        lines.append("| " + " | ".join(_md_cell(text[k]) for k in keys) + " |")
+        lines.append("| " + " | ".join(md_cell(text[k]) for k in keys) + " |")
     written.append(artifacts.write_text(report_dir / "summary.md", "\n".join(lines) + "\n"))
     return written
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text) -> str:
     """One table cell: a pipe or a line break (a multi-line error) would end the row early."""
     return " ".join(text.replace("|", "\\|").split("\n")).replace("\r", " ")
 
@@ -184,7 +184,7 @@ def write_model_summaries(report_dir: Path, models: list[dict], ranked: list[dic
         for k in MODEL_KEYS:
             ci = format_interval(m["numbers"].get(k), BY_KEY[k].fmt)
             text[k] += f"<br>{ci}" if ci else ""
-        lines.append("| " + " | ".join(text[k].replace("|", "\\|") for k in ["model", "seeds", *MODEL_KEYS, "own"])
+        lines.append("| " + " | ".join(md_cell(text[k]) for k in ["model", "seeds", *MODEL_KEYS, "own"])
                      + " |")
     lines += ["", f"## Which differences are real (FID; each model against the best, "
                   f"Welch's t-test over seeds, Holm-adjusted over the comparisons, {ALPHA:.0%} level)", ""]

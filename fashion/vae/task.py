@@ -69,8 +69,6 @@ class VAEConfig(TrainConfig):
             raise ConfigError(f"latent_dim={self.latent_dim}: must be at least 1")
         if self.beta < 0:
             raise ConfigError(f"beta={self.beta}: the KL weight must be 0 or positive")
-        if not self.lr > 0:
-            raise ConfigError(f"lr={self.lr}: must be positive")
         if self.arch != "mlp" and (not self.filters or min(self.filters) < 1):
             raise ConfigError(f"filters={self.filters}: arch={self.arch} needs at least one positive width, "
                               "e.g. filters=64,64")
