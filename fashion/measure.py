@@ -98,7 +98,7 @@ class Yardstick:
         """The evaluator that ships with the package (fashion/evaluator/); EvaluatorError if it is damaged."""
         from fashion.evaluator import load_evaluator
 
-        network, info = load_evaluator(device)
+        network, info = load_evaluator("cpu")  # then moved: a DDP rank's device (cpu:0) is no map_location
         return cls(network, info["name"], info["sha256"], real_images, device, info.get("references"),
                    origin=f"the shipped evaluator, {info['test_accuracy']:.2%} test accuracy")
 
