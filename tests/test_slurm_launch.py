@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,6 +100,49 @@ def test_sbatch_extras_cannot_bypass_the_checked_flags():
         requests.sbatch_extras({}, ["partition=gpu"])
     with pytest.raises(SlurmError, match="--gpus-per-node"):
         requests.sbatch_extras({}, ["gres=gpu:2"])
+    for short, flag in (("t", "--time"), ("N", "--nodes"), ("c", "--cpus-per-task"), ("C", "--constraint"),
+                        ("x", "--exclude"), ("p", "--partition")):
+        with pytest.raises(SlurmError, match=f"own flag {flag} "):
+            requests.sbatch_extras({"sbatch": {short: "1"}}, [])
+    with pytest.raises(SlurmError, match="sets --dependency itself"):
+        requests.sbatch_extras({}, ["dependency=afterok:1"])
+
+
+def test_the_example_profile_documents_every_profile_key():
+    example = tomllib.loads((requests.PROFILES_DIR / "example.toml").read_text())
+    assert set(example) == set(requests.PROFILE_KEYS)
+
+
+def test_one_row_in_the_option_table_is_all_a_new_option_needs(tmp_path):
+    profile = tmp_path / "mine.toml"
+    profile.write_text('comment = "from the profile"\n')
+    script = f"""
+import json
+from slurm import options
+options.OPTIONS += (options.Option("comment", str, "a note sacct shows", sbatch=("comment",)),)
+import jobs, launch
+from types import SimpleNamespace
+from slurm import requests
+
+job = SimpleNamespace(name="gan/gan", resources=jobs.Resources())
+profile, name = requests.load_profile({str(profile)!r})
+flags = requests.flag_values(launch.slurm_flags(launch.build_parser().parse_args(["--comment", "from a flag"])))
+by_profile = requests.resolve(job, profile, name, {{}}, {{}})
+by_flag = requests.resolve(job, profile, name, flags, {{}})
+try:
+    requests.sbatch_extras({{}}, ["comment=x"])
+except requests.SlurmError as err:
+    refused = str(err)
+print(json.dumps({{"help": launch.build_parser().format_help(), "by_profile": by_profile.executor_parameters(),
+                  "by_flag": by_flag.sbatch_options(), "where": by_flag.where("comment"), "refused": refused}}))
+"""
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    seen = json.loads(res.stdout)
+    assert "--comment COMMENT" in seen["help"] and "a note sacct shows" in seen["help"]
+    assert seen["by_profile"]["comment"] == "from the profile"
+    assert "--comment=from a flag" in seen["by_flag"] and seen["where"] == "--comment from a flag"
+    assert "own flag --comment" in seen["refused"]
 
 
 def test_signal_comes_well_before_short_time_limits():
