@@ -113,6 +113,29 @@ def test_the_example_profile_documents_every_profile_key():
     assert set(example) == set(requests.PROFILE_KEYS)
 
 
+def test_the_sbatch_options_checked_first_are_those_submitit_writes_into_the_job_script(tmp_path, monkeypatch):
+    import shlex
+
+    import submitit
+
+    bin_dir = tmp_path / "bin"  # an sbatch that accepts anything: submitit writes the script, nothing is queued
+    bin_dir.mkdir()
+    for tool, line in (("sbatch", "echo Submitted batch job 42"), ("srun", "exit 0")):
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{line}\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    profile = {"partition": "gpu", "account": "lab", "qos": "normal", "constraint": "a100|h100",
+               "exclude": "n[1-2]", "array_parallelism": 4}
+    request = requests.resolve(a_job(gpus_per_node=2), profile, "p.toml", {}, {"mail-type": "END", "requeue": True})
+    executor = submitit.SlurmExecutor(folder=tmp_path / "submitit")
+    executor.update_parameters(job_name="fashion-x", **request.executor_parameters())
+    script = executor.submit(print).paths.submission_file.read_text()
+    written = {shlex.split(line)[1] for line in script.splitlines() if line.startswith("#SBATCH")}
+    # What sbatch_test_only gives separately, or what does not change whether sbatch accepts the job.
+    apart = ("--job-name", "--output", "--error", "--open-mode", "--signal", "--wckey")
+    assert set(request.sbatch_options()) == {w for w in written if not w.startswith(apart)}
+
+
 def test_one_row_in_the_option_table_is_all_a_new_option_needs(tmp_path):
     profile = tmp_path / "mine.toml"
     profile.write_text('comment = "from the profile"\n')
