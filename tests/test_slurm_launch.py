@@ -266,7 +266,7 @@ def run(tmp_path, fake_fashion_dir, cluster):
         return run_launcher(*args, "--outputs", str(outputs), "--cluster", str(profile),
                             "--data-dir", str(fake_fashion_dir))
 
-    launch.outputs, launch.data_dir = outputs, str(fake_fashion_dir)
+    launch.outputs, launch.data_dir, launch.profile = outputs, str(fake_fashion_dir), profile
     yield launch
     for path in outputs.glob(f"*/{queue.SLURM_FILE}"):  # leave nothing queued behind a failed test
         ids = [i for s in json.loads(path.read_text())["submissions"]
@@ -403,6 +403,37 @@ def test_a_preempted_job_requeues_resumes_and_ends_with_the_weights_of_an_uninte
     for net in reference:
         for key, tensor in reference[net].items():
             assert torch.equal(tensor, preempted[net][key]), f"{net}.{key} differs after the resume"
+
+
+def status_of(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "status.json").read_text())
+    except (OSError, ValueError):  # not written yet, or being replaced
+        return {}
+
+
+@pytest.mark.slurm
+def test_a_job_that_times_out_more_often_than_its_requeues_allow_says_so(run):
+    with run.profile.open("a") as profile:
+        profile.write("max_requeues = 1\n")
+    # Under 10 minutes every warning counts as a time-out for submitit (and SLURM_RESTART_COUNT as one more).
+    result = run("gan/gan", "--partition", "gpu", "--time", "5", "--epochs", "500", "--limit-batches", "2",
+                 "--run", "short", "--no-aggregate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = submitted(run.outputs / "short")["groups"][0]["jobs"]["gan/gan"]
+    folder = run.outputs / "short" / "gan/gan"
+    log = Path(status_of(folder)["log_out"])
+    for run_number in (1, 2):  # the first warning requeues the job, the second finds no requeue left
+        deadline = time.monotonic() + 300
+        # Warned once an epoch is saved (the requeued run resumes from it), the second time in the requeued run.
+        while (status_of(folder).get("epoch", 0) < 1 or not (folder / "checkpoint.pt").exists()
+               or (log.read_text() if log.exists() else "").count("resuming after epoch") < run_number - 1):
+            assert time.monotonic() < deadline, f"run {run_number} never trained: {job_log(run.outputs / 'short', 'gan/gan')}"
+            time.sleep(0.2)
+        subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=30)
+    assert wait_until_ended([job_id], timeout=300)[job_id]["State"] == "FAILED"
+    error = status_of(folder)["error"]
+    assert error.startswith("timed out 2 times, no requeues left") and "larger --time" in error, error
 
 
 @pytest.mark.slurm
