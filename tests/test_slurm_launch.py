@@ -486,22 +486,73 @@ def test_each_seed_is_its_own_array_task_with_its_own_folder(run):
     assert status.returncode == 0 and "gan/gan.seed1" in status.stdout and status.stdout.count("COMPLETED") == 2
 
 
-def test_the_slurm_layer_uses_only_the_public_api_of_submitit():
+def submitit_public_names() -> dict[str, set[str]]:
+    """submitit's public surface (it has no ``__all__``): what its ``__init__`` exports, and ``helpers``."""
+    import inspect
+
+    import submitit
+
+    def exported(module) -> set[str]:
+        return {n for n, v in vars(module).items() if not n.startswith("_") and not inspect.ismodule(v)}
+
+    return {"submitit": exported(submitit) | {"helpers"}, "submitit.helpers": exported(submitit.helpers)}
+
+
+def private_submitit_uses(source: str) -> list[str]:
+    """Every use of submitit in ``source`` that goes past its public surface: a module path such as
+    ``submitit.core.utils.X`` (attributes or imports), or a private name anywhere along a chain."""
     import ast
 
-    private = []
-    for path in sorted((ROOT / "slurm").glob("*.py")) + [ROOT / "jobs" / "runner.py"]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("submitit"):
-                private += [f"{path.name}: {node.module}.{a.name}" for a in node.names
-                            if a.name.startswith("_") or ".slurm" in node.module or ".core" in node.module]
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                base = node.value
-                while isinstance(base, ast.Attribute):
-                    base = base.value
-                if isinstance(base, ast.Name) and base.id == "submitit":
-                    private.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
-    assert private == []
+    public = submitit_public_names()
+    found, roots = [], {}  # roots: a local name -> the submitit module it is bound to
+    tree = ast.parse(source)
+
+    def check(path: list[str], line: int) -> None:
+        module = "submitit.helpers" if path[1:2] == ["helpers"] else "submitit"
+        rest = path[2:] if module == "submitit.helpers" else path[1:]
+        if (rest and rest[0] not in public[module]) or any(p.startswith("_") for p in path[1:]):
+            found.append(f"{line}: {'.'.join(path)}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "submitit":
+                    check(alias.name.split("."), node.lineno)
+                    roots[alias.asname or "submitit"] = alias.name.split(".") if alias.asname else ["submitit"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "submitit":
+            for alias in node.names:
+                check([*node.module.split("."), alias.name], node.lineno)
+                roots[alias.asname or alias.name] = [*node.module.split("."), alias.name]
+    inner = {id(n.value if isinstance(n, ast.Attribute) else n.func) for n in ast.walk(tree)
+             if isinstance(n, (ast.Attribute, ast.Call))}  # parts of a longer chain, checked with it
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and id(node) not in inner:
+            chain, base = [], node
+            while isinstance(base, (ast.Attribute, ast.Call)):
+                if isinstance(base, ast.Attribute):
+                    chain.insert(0, base.attr)
+                base = base.func if isinstance(base, ast.Call) else base.value
+            if isinstance(base, ast.Name) and base.id in roots:
+                check([*roots[base.id], *chain], node.lineno)
+    return sorted(found, key=lambda use: int(use.split(":")[0]))
+
+
+def test_the_checker_sees_module_paths_and_private_names_of_submitit():
+    probe = ("import submitit\nfrom submitit.core.utils import FailedJobError\nimport submitit.core.job_environment\n"
+             "from submitit import helpers as h\n"
+             "def f(err):\n    return isinstance(err, submitit.core.utils.UncompletedJobError)\n"
+             "x = submitit.JobEnvironment()._requeue\ny = h._checkpoint\nz = submitit.helpers.core.utils\n")
+    assert [line.split(":")[0] for line in private_submitit_uses(probe)] == ["2", "3", "6", "7", "8", "9"]
+    fine = ("import submitit\nfrom submitit import helpers\nfrom submitit.helpers import DelayedSubmission\n"
+            "a = submitit.SlurmExecutor(folder='x').update_parameters\nb = submitit.helpers.Checkpointable\n"
+            "c = helpers.TorchDistributedEnvironment().export()\n")
+    assert private_submitit_uses(fine) == []
+
+
+def test_the_slurm_layer_uses_only_the_public_api_of_submitit():
+    paths = sorted((ROOT / "slurm").rglob("*.py")) + sorted((ROOT / "jobs").rglob("*.py")) + [ROOT / "launch.py"]
+    private = {str(p.relative_to(ROOT)): found for p in paths if (found := private_submitit_uses(p.read_text()))}
+    assert private == {}
 
 
 def test_a_train_job_travels_with_its_typed_config_by_reference_to_the_installed_class():
