@@ -101,21 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = p.add_argument_group("SLURM (flags override the --cluster profile and each job's defaults)")
     s.add_argument("--cluster", help="profile name: slurm/profiles/NAME.toml")
-    s.add_argument("--partition")
-    s.add_argument("--account")
-    s.add_argument("--qos")
-    s.add_argument("--time", type=int, metavar="MINUTES", help="time limit per job")
-    s.add_argument("--gpus-per-node", type=int)
-    s.add_argument("--nodes", type=int)
-    s.add_argument("--cpus-per-task", type=int)
-    s.add_argument("--mem", help="memory per node, e.g. 32G")
-    s.add_argument("--constraint")
-    s.add_argument("--exclude")
-    s.add_argument("--array-parallelism", type=int, help="max jobs of one array running at once")
+    add_slurm_options(s)
     s.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE", help="any other sbatch option")
     s.add_argument("--no-aggregate", action="store_true",
                    help="no report: no report job on SLURM, no report after --local")
     return p
+
+
+def add_slurm_options(group) -> None:
+    """One flag per row of the SLURM option table (``slurm/options.py``)."""
+    from slurm.options import OPTIONS
+
+    for option in OPTIONS:
+        group.add_argument(option.flag, type=option.type, metavar=option.metavar, help=option.help)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,13 +255,12 @@ def publish(run: Path, dest: Path, force: bool) -> int:
 
 def slurm_flags(args):
     """The SLURM flags as one typed object: the slurm package never reads the argparse namespace."""
+    from slurm.options import OPTIONS
     from slurm.requests import SlurmFlags
 
-    return SlurmFlags(cluster=args.cluster, partition=args.partition, account=args.account, qos=args.qos,
-                      time=args.time, gpus_per_node=args.gpus_per_node, nodes=args.nodes,
-                      cpus_per_task=args.cpus_per_task, mem=args.mem, constraint=args.constraint,
-                      exclude=args.exclude, array_parallelism=args.array_parallelism, sbatch=tuple(args.sbatch),
-                      aggregate=not args.no_aggregate, classifier=args.classifier, pack=args.pack)
+    return SlurmFlags(cluster=args.cluster, **{o.name: getattr(args, o.name) for o in OPTIONS},
+                      sbatch=tuple(args.sbatch), aggregate=not args.no_aggregate, classifier=args.classifier,
+                      pack=args.pack)
 
 
 def overrides_for(job: jobs.Job, args) -> dict[str, str]:

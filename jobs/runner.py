@@ -23,13 +23,16 @@ from fashion import artifacts
 class TrainJob(submitit.helpers.Checkpointable):
     """Train one catalogue job into ``job_dir``; on preemption/timeout, requeue a fresh copy of itself.
 
-    ``checkpoint()`` (inherited) only returns a DelayedSubmission of this object: no I/O in a signal
-    handler. The resumed job finds the last per-epoch checkpoint in its own folder. ``config`` is the
-    job's config dataclass, validated by the launcher; pickled by reference to the installed package.
+    ``checkpoint()`` only returns a DelayedSubmission of a fresh copy: no I/O in a signal handler. The
+    resumed job finds the last per-epoch checkpoint in its own folder. ``config`` is the job's config
+    dataclass, validated by the launcher; pickled by reference to the installed package. ``max_requeues``:
+    the requeues after a time-out SLURM's submission allows (None: not on SLURM).
     """
 
-    def __init__(self, job_name: str, config: TrainConfig, job_dir: str):
+    def __init__(self, job_name: str, config: TrainConfig, job_dir: str, max_requeues: int | None = None):
         self.job_name, self.config, self.job_dir = job_name, config, str(job_dir)
+        self.max_requeues = max_requeues
+        self.warned = False  # SLURM's warning signal came: submitit asked for a checkpoint
 
     def __call__(self) -> dict:
         import jobs
@@ -47,7 +50,7 @@ class TrainJob(submitit.helpers.Checkpointable):
             raise  # the folder and its status.json belong to the process that holds the lock
         except Exception as err:
             if not distributed or os.environ.get("RANK", "0") == "0":
-                artifacts.write_status(self.job_dir, "failed", error=failure(err, self.job_dir),
+                artifacts.write_status(self.job_dir, "failed", error=failure(err, self),
                                        traceback=traceback.format_exc()[-4000:])
             raise
         import torch.distributed
@@ -56,18 +59,25 @@ class TrainJob(submitit.helpers.Checkpointable):
             torch.distributed.destroy_process_group()  # the clean shutdown torch asks for
         return result
 
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        # Called by submitit on SLURM's warning, just before it requeues this job or, out of requeues, ends it
+        # with an error: noting it here lets failure() tell that error from the job's own.
+        self.warned = True
+        return submitit.helpers.DelayedSubmission(TrainJob(self.job_name, self.config, self.job_dir,
+                                                           self.max_requeues), *args, **kwargs)
+
     def completed(self) -> bool:
         """The job's folder says it trained all its epochs (a requeued pack skips it)."""
         status = artifacts.read_status(self.job_dir)
         return status.get("state") == "completed" and int(status.get("epoch") or 0) >= self.config.epochs
 
 
-def failure(err: BaseException, job_dir) -> str:
+def failure(err: BaseException, job: TrainJob) -> str:
     """The error in words; the last time-out of a job that ran out of requeues says so plainly."""
-    if isinstance(err, submitit.core.utils.UncompletedJobError) and "timed-out too many times" in str(err):
-        times = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) + 1
-        done = artifacts.read_status(job_dir).get("epoch", 0)
-        return (f"timed out {times} times, no requeues left: the time limit is too short for this job. "
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)  # set by SLURM in a requeued job
+    if job.warned and job.max_requeues is not None and restarts >= job.max_requeues:
+        done = artifacts.read_status(job.job_dir).get("epoch", 0)
+        return (f"timed out {restarts + 1} times, no requeues left: the time limit is too short for this job. "
                 f"Re-launch with a larger --time (or max_requeues) to resume after epoch {done}")
     return f"{type(err).__name__}: {err}"
 

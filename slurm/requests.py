@@ -4,47 +4,35 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slurm.options import OPTIONS, SlurmError, mem_mb
+
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
-PROFILE_KEYS = {
-    "partition": str, "cpu_partition": str, "account": str, "qos": str, "time": int, "gpus_per_node": int,
-    "nodes": int, "cpus_per_task": int, "mem": str, "constraint": str, "exclude": str,
-    "array_parallelism": int, "max_requeues": int, "python": str, "setup": list, "sbatch": dict, "report": dict,
-}
-# Launcher flag (argparse dest) -> the profile key it overrides.
-FLAG_KEYS = ("partition", "account", "qos", "time", "gpus_per_node", "nodes", "cpus_per_task", "mem",
-             "constraint", "exclude", "array_parallelism")
-# sbatch options that have their own flag: taking them through --sbatch would bypass the checks.
-OWN_FLAG = {"partition", "account", "qos", "time", "t", "gpus-per-node", "gres", "nodes", "N", "cpus-per-task",
-            "c", "mem", "constraint", "C", "exclude", "x", "array", "ntasks-per-node", "dependency", "signal"}
+OPTION = {option.name: option for option in OPTIONS}
+OWNER = {name: option for option in OPTIONS for name in option.sbatch}
+# A profile's keys: every option, and the settings that only a profile gives.
+PROFILE_KEYS = {**{option.name: option.type for option in OPTIONS}, "cpu_partition": str, "max_requeues": int,
+                "python": str, "setup": list, "sbatch": dict, "report": dict}
+# sbatch options the launcher writes itself, with why: no --sbatch may set them either.
+LAUNCHER_SETS = {"array": "jobs asking for the same resources become one array; --array-parallelism limits it",
+                 "dependency": "the report job starts after the training jobs",
+                 "signal": "the warning before the time limit that requeues a job"}
 REPORT_RESOURCES = {"cpus_per_task": 2, "time": 60}
 
 
-class SlurmError(RuntimeError):
-    """A request SLURM cannot run, or no SLURM to ask; the message names the setting to fix."""
-
+def with_options(base: type, doc: str) -> type:
+    """``base`` with one more field per row of the option table, named as the row; None: not asked."""
+    fields = [(option.name, option.type | None, None) for option in OPTIONS]
+    return dataclasses.make_dataclass(base.__name__.lstrip("_"), fields, bases=(base,), frozen=True,
+                                      namespace={"__module__": __name__, "__doc__": doc})
 
 
 @dataclass(frozen=True)
-class Request:
-    """Everything sbatch is asked for one job; jobs with equal requests are submitted as one array."""
-
-    partition: str | None
-    account: str | None
-    qos: str | None
-    time: int
-    gpus_per_node: int
-    nodes: int
-    cpus_per_task: int
-    mem: str | None
-    constraint: str | None
-    exclude: str | None
-    array_parallelism: int | None = None
+class _Request:
     max_requeues: int = 3
     python: str | None = None
     setup: tuple[str, ...] = ()
@@ -68,32 +56,28 @@ class Request:
 
     def executor_parameters(self) -> dict:
         """The parameters of ``submitit.SlurmExecutor.update_parameters`` for this request."""
-        params = dict(time=self.time, nodes=self.nodes, ntasks_per_node=self.tasks_per_node,
-                      cpus_per_task=self.cpus_per_task, signal_delay_s=signal_delay_s(self.time),
-                      setup=list(self.setup),
-                      additional_parameters=dict(self.sbatch))
-        if self.gpus_per_node:
-            params["gpus_per_node"] = self.gpus_per_node
-        if self.array_parallelism:
-            params["array_parallelism"] = self.array_parallelism
-        optional = dict(partition=self.partition, account=self.account, qos=self.qos, mem=self.mem,
-                        constraint=self.constraint, exclude=self.exclude)
-        params.update({k: v for k, v in optional.items() if v})
+        params = dict(ntasks_per_node=self.tasks_per_node, signal_delay_s=signal_delay_s(self.time),
+                      setup=list(self.setup), additional_parameters=dict(self.sbatch))
+        # An option not asked for (None, "", or 0 GPUs) is left out: SLURM's own default applies.
+        params.update({o.name: getattr(self, o.name) for o in OPTIONS if getattr(self, o.name)})
         return params
 
     def sbatch_options(self) -> list[str]:
         """The request as sbatch command-line options, as submitit writes them into the job script."""
-        params = self.executor_parameters()
-        options = [f"--{key.replace('_', '-')}={params[key]}" for key in
-                   ("partition", "account", "qos", "time", "nodes", "ntasks_per_node", "cpus_per_task",
-                    "gpus_per_node", "mem", "constraint", "exclude") if key in params]
-        options += [f"--{key}" if value is True else f"--{key}={value}" for key, value in self.sbatch]
-        return options
+        # submitit renders its job script only in private functions (its public API writes the script while
+        # submitting), so this follows its rule: an option's value as --NAME=VALUE, a bare flag as --NAME.
+        written = [(o.sbatch[0], getattr(self, o.name)) for o in OPTIONS if o.sbatch and getattr(self, o.name)]
+        written += [("ntasks-per-node", self.tasks_per_node), *self.sbatch]
+        return [f"--{key}" if value is True else f"--{key}={value}" for key, value in written]
 
     def summary(self) -> dict:
         """The request as plain data, for slurm.json and the launch table."""
         return {k: v for k, v in dataclasses.asdict(self).items()
                 if k not in ("origin", "defaults") and v not in (None, (), "")}
+
+
+Request = with_options(_Request, "Everything sbatch is asked for one job; jobs with equal requests are submitted "
+                                 "as one array.")
 
 
 def signal_delay_s(time_min: int) -> int:
@@ -128,21 +112,8 @@ def load_profile(name: str | None) -> tuple[dict, str]:
 
 
 @dataclass(frozen=True)
-class SlurmFlags:
-    """The launcher's SLURM flags, typed once: a value left None takes the profile's or the job's."""
-
+class _SlurmFlags:
     cluster: str | None = None
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    time: int | None = None
-    gpus_per_node: int | None = None
-    nodes: int | None = None
-    cpus_per_task: int | None = None
-    mem: str | None = None
-    constraint: str | None = None
-    exclude: str | None = None
-    array_parallelism: int | None = None
     sbatch: tuple[str, ...] = ()
     "``--sbatch KEY=VALUE`` items."
     aggregate: bool = True
@@ -153,9 +124,13 @@ class SlurmFlags:
     "Catalogue jobs trained concurrently in one SLURM job (``--pack N``)."
 
 
+SlurmFlags = with_options(_SlurmFlags, "The launcher's SLURM flags, typed once: an option left None takes the "
+                                       "profile's or the job's.")
+
+
 def flag_values(flags: SlurmFlags) -> dict:
-    """The resource flags the user actually gave (the others are None)."""
-    return {k: getattr(flags, k) for k in FLAG_KEYS if getattr(flags, k) is not None}
+    """The options the user actually gave (the others are None)."""
+    return {o.name: getattr(flags, o.name) for o in OPTIONS if getattr(flags, o.name) is not None}
 
 
 def sbatch_extras(profile: dict, items: list[str]) -> dict[str, str]:
@@ -167,54 +142,33 @@ def sbatch_extras(profile: dict, items: list[str]) -> dict[str, str]:
     for key in extras:
         if not key:
             raise SlurmError("--sbatch: expected KEY=VALUE, e.g. --sbatch mail-type=END")
-        if key in OWN_FLAG:
-            flag = {"t": "time", "N": "nodes", "c": "cpus-per-task", "C": "constraint", "x": "exclude",
-                    "gres": "gpus-per-node"}.get(key, key)
-            raise SlurmError(f"--sbatch {key}=...: use the launcher's own flag --{flag} (it is checked and "
+        if key in OWNER:
+            raise SlurmError(f"--sbatch {key}=...: use the launcher's own flag {OWNER[key].flag} (it is checked and "
                              "decides arrays, tasks and the report dependency)")
+        if key in LAUNCHER_SETS:
+            raise SlurmError(f"--sbatch {key}=...: the launcher sets --{key} itself ({LAUNCHER_SETS[key]}); "
+                             "drop it")
     return extras
 
 
 def resolve(job, profile: dict, profile_name: str, flags: dict, extras: dict) -> Request:
     """Job defaults, overridden by the profile, overridden by the flags."""
-    r = job.resources
-    values = {"time": r.timeout_min, "gpus_per_node": r.gpus_per_node, "nodes": r.nodes,
-              "cpus_per_task": r.cpus_per_task, "mem": f"{r.mem_gb}G" if r.mem_gb else None}
+    values = {o.name: o.job_default(job.resources) for o in OPTIONS if o.job_default}
     origin = {k: f"{job.name}'s default {k}={v}" for k, v in values.items()}
     defaults = set(values)
-    for key, value in [*((k, v) for k, v in profile.items() if k in FLAG_KEYS), *flags.items()]:
+    for key, value in [*((k, v) for k, v in profile.items() if k in OPTION), *flags.items()]:
         values[key] = value
-        origin[key] = f"--{key.replace('_', '-')} {value}" if key in flags else f"{key} = {value!r} in {profile_name}"
+        origin[key] = f"{OPTION[key].flag} {value}" if key in flags else f"{key} = {value!r} in {profile_name}"
         defaults.discard(key)
     if values["gpus_per_node"] == 0 and "partition" not in flags and "cpu_partition" in profile:
         values["partition"] = profile["cpu_partition"]
         origin["partition"] = f"cpu_partition = {profile['cpu_partition']!r} in {profile_name}"
-    for key in ("time", "nodes", "cpus_per_task"):
-        if values[key] < 1:
-            raise SlurmError(f"{origin[key]}: must be at least 1")
-    if values["gpus_per_node"] < 0:
-        raise SlurmError(f"{origin['gpus_per_node']}: must be 0 (a CPU job) or more")
-    if values.get("array_parallelism") is not None and values["array_parallelism"] < 1:
-        raise SlurmError(f"{origin['array_parallelism']}: must be at least 1")
-    if values.get("mem"):
-        mem_mb(values["mem"], origin["mem"])
-    return Request(partition=values.get("partition"), account=values.get("account"), qos=values.get("qos"),
-                   time=values["time"], gpus_per_node=values["gpus_per_node"], nodes=values["nodes"],
-                   cpus_per_task=values["cpus_per_task"], mem=values.get("mem"),
-                   constraint=values.get("constraint"), exclude=values.get("exclude"),
-                   array_parallelism=values.get("array_parallelism"),
-                   max_requeues=profile.get("max_requeues", 3), python=profile.get("python"),
+    for option in OPTIONS:
+        if option.check and values.get(option.name) not in (None, ""):
+            option.check(values[option.name], origin[option.name])
+    return Request(**values, max_requeues=profile.get("max_requeues", 3), python=profile.get("python"),
                    setup=tuple(profile.get("setup", ())), sbatch=tuple(sorted(extras.items())),
                    origin=tuple(origin.items()), defaults=frozenset(defaults))
-
-
-def mem_mb(text: str, where: str = "mem") -> int:
-    """Megabytes in a SLURM memory size ("16G", "1500M", "2T"; a bare number is megabytes)."""
-    match = re.fullmatch(r"(\d+)([KMGT]?)B?", str(text).strip(), re.IGNORECASE)
-    if not match:
-        raise SlurmError(f"{where}: not a memory size; write a whole number and a unit, like 16G or 1500M")
-    number, unit = int(match[1]), match[2].upper() or "M"
-    return int(number * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}[unit])
 
 
 def parse_minutes(text: str) -> int | None:
@@ -231,8 +185,6 @@ def parse_minutes(text: str) -> int | None:
     else:  # minutes[:seconds]
         hours, (minutes, seconds) = 0, (parts + [0])[:2]
     return int(days or 0) * 1440 + hours * 60 + minutes + (seconds > 0)
-
-
 
 
 def packed(request: Request, members: int) -> Request:

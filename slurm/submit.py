@@ -136,8 +136,9 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
                 with executor.batch():
                     submitted = [(unit, executor.submit(slurm_job(unit, configs, run_dir, request)))
                                  for unit in group]
-            except (subprocess.SubprocessError, submitit.core.utils.UncompletedJobError,
-                    submitit.core.utils.FailedSubmissionError) as err:
+            # A refused sbatch is submitit's FailedJobError or FailedSubmissionError, which it does not export:
+            # RuntimeError is their public base.
+            except (subprocess.SubprocessError, RuntimeError) as err:
                 raise explain_rejection(str(err), request, describe(group)) from None
             members = {job.name: handle for unit, handle in submitted for job in unit}
             handles.update(members)
@@ -155,7 +156,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
                                        **report.executor_parameters())
             try:
                 handle = executor.submit(AggregateJob(str(run_dir), report_options))
-            except (subprocess.SubprocessError, submitit.core.utils.UncompletedJobError) as err:
+            except (subprocess.SubprocessError, RuntimeError) as err:  # as above
                 raise explain_rejection(str(err), report, "the report job") from None
             submitted_ids.append(handle.job_id)
             record["report"] = {"slurm_id": handle.job_id, "dependency": dependency, "earlier": earlier,
@@ -195,7 +196,8 @@ def slurm_job(unit: list, configs: dict, run_dir: Path, request: Request):
     """What one SLURM job runs: a catalogue job, or a pack of them trained side by side."""
     from jobs.runner import PackJob, TrainJob
 
-    members = [TrainJob(job.name, configs[job.name], str(runfolder.job_dir(run_dir, job.name))) for job in unit]
+    members = [TrainJob(job.name, configs[job.name], str(runfolder.job_dir(run_dir, job.name)), request.max_requeues)
+               for job in unit]
     # A third of the warning time for the members to stop: the rest is submitit's requeue.
     return members[0] if len(members) == 1 else PackJob(members, stop_s=signal_delay_s(request.time) / 3)
 

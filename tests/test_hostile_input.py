@@ -201,14 +201,18 @@ def test_a_failed_write_names_the_path_and_leaves_no_temp_file(tmp_path, monkeyp
 
 
 def test_a_job_out_of_requeues_says_it_timed_out_plainly(tmp_path, monkeypatch):
-    import submitit
-
-    from jobs.runner import failure
+    from jobs.runner import TrainJob, failure
 
     artifacts.write_status(tmp_path, "running", epoch=4)
+    job = TrainJob("gan/gan", None, str(tmp_path), max_requeues=3)
+    err = RuntimeError("Job not requeued")  # what submitit raises in the job once it gives up
     monkeypatch.setenv("SLURM_RESTART_COUNT", "3")
-    err = submitit.core.utils.UncompletedJobError("Job not requeued because: timed-out too many times.")
-    assert failure(err, tmp_path).startswith("timed out 4 times") and "after epoch 4" in failure(err, tmp_path)
+    assert failure(err, job) == "RuntimeError: Job not requeued"  # no warning from SLURM: the job's own error
+    job.checkpoint()  # SLURM's warning: submitit asks for a checkpoint, then requeues the job or gives up
+    assert failure(err, job).startswith("timed out 4 times, no requeues left") and "after epoch 4" in failure(err, job)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")  # a requeue was left: this error is not the time-out's
+    assert failure(err, job) == "RuntimeError: Job not requeued"
+    assert not job.checkpoint().function.warned  # the requeued copy starts afresh
 
 
 def test_the_report_flags_a_corrupt_history_and_missing_samples(outputs):

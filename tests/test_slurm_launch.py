@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,6 +100,72 @@ def test_sbatch_extras_cannot_bypass_the_checked_flags():
         requests.sbatch_extras({}, ["partition=gpu"])
     with pytest.raises(SlurmError, match="--gpus-per-node"):
         requests.sbatch_extras({}, ["gres=gpu:2"])
+    for short, flag in (("t", "--time"), ("N", "--nodes"), ("c", "--cpus-per-task"), ("C", "--constraint"),
+                        ("x", "--exclude"), ("p", "--partition")):
+        with pytest.raises(SlurmError, match=f"own flag {flag} "):
+            requests.sbatch_extras({"sbatch": {short: "1"}}, [])
+    with pytest.raises(SlurmError, match="sets --dependency itself"):
+        requests.sbatch_extras({}, ["dependency=afterok:1"])
+
+
+def test_the_example_profile_documents_every_profile_key():
+    example = tomllib.loads((requests.PROFILES_DIR / "example.toml").read_text())
+    assert set(example) == set(requests.PROFILE_KEYS)
+
+
+def test_the_sbatch_options_checked_first_are_those_submitit_writes_into_the_job_script(tmp_path, monkeypatch):
+    import shlex
+
+    import submitit
+
+    bin_dir = tmp_path / "bin"  # an sbatch that accepts anything: submitit writes the script, nothing is queued
+    bin_dir.mkdir()
+    for tool, line in (("sbatch", "echo Submitted batch job 42"), ("srun", "exit 0")):
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{line}\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    profile = {"partition": "gpu", "account": "lab", "qos": "normal", "constraint": "a100|h100",
+               "exclude": "n[1-2]", "array_parallelism": 4}
+    request = requests.resolve(a_job(gpus_per_node=2), profile, "p.toml", {}, {"mail-type": "END", "requeue": True})
+    executor = submitit.SlurmExecutor(folder=tmp_path / "submitit")
+    executor.update_parameters(job_name="fashion-x", **request.executor_parameters())
+    script = executor.submit(print).paths.submission_file.read_text()
+    written = {shlex.split(line)[1] for line in script.splitlines() if line.startswith("#SBATCH")}
+    # What sbatch_test_only gives separately, or what does not change whether sbatch accepts the job.
+    apart = ("--job-name", "--output", "--error", "--open-mode", "--signal", "--wckey")
+    assert set(request.sbatch_options()) == {w for w in written if not w.startswith(apart)}
+
+
+def test_one_row_in_the_option_table_is_all_a_new_option_needs(tmp_path):
+    profile = tmp_path / "mine.toml"
+    profile.write_text('comment = "from the profile"\n')
+    script = f"""
+import json
+from slurm import options
+options.OPTIONS += (options.Option("comment", str, "a note sacct shows", sbatch=("comment",)),)
+import jobs, launch
+from types import SimpleNamespace
+from slurm import requests
+
+job = SimpleNamespace(name="gan/gan", resources=jobs.Resources())
+profile, name = requests.load_profile({str(profile)!r})
+flags = requests.flag_values(launch.slurm_flags(launch.build_parser().parse_args(["--comment", "from a flag"])))
+by_profile = requests.resolve(job, profile, name, {{}}, {{}})
+by_flag = requests.resolve(job, profile, name, flags, {{}})
+try:
+    requests.sbatch_extras({{}}, ["comment=x"])
+except requests.SlurmError as err:
+    refused = str(err)
+print(json.dumps({{"help": launch.build_parser().format_help(), "by_profile": by_profile.executor_parameters(),
+                  "by_flag": by_flag.sbatch_options(), "where": by_flag.where("comment"), "refused": refused}}))
+"""
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    seen = json.loads(res.stdout)
+    assert "--comment COMMENT" in seen["help"] and "a note sacct shows" in seen["help"]
+    assert seen["by_profile"]["comment"] == "from the profile"
+    assert "--comment=from a flag" in seen["by_flag"] and seen["where"] == "--comment from a flag"
+    assert "own flag --comment" in seen["refused"]
 
 
 def test_signal_comes_well_before_short_time_limits():
@@ -199,7 +266,7 @@ def run(tmp_path, fake_fashion_dir, cluster):
         return run_launcher(*args, "--outputs", str(outputs), "--cluster", str(profile),
                             "--data-dir", str(fake_fashion_dir))
 
-    launch.outputs, launch.data_dir = outputs, str(fake_fashion_dir)
+    launch.outputs, launch.data_dir, launch.profile = outputs, str(fake_fashion_dir), profile
     yield launch
     for path in outputs.glob(f"*/{queue.SLURM_FILE}"):  # leave nothing queued behind a failed test
         ids = [i for s in json.loads(path.read_text())["submissions"]
@@ -338,6 +405,37 @@ def test_a_preempted_job_requeues_resumes_and_ends_with_the_weights_of_an_uninte
             assert torch.equal(tensor, preempted[net][key]), f"{net}.{key} differs after the resume"
 
 
+def status_of(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "status.json").read_text())
+    except (OSError, ValueError):  # not written yet, or being replaced
+        return {}
+
+
+@pytest.mark.slurm
+def test_a_job_that_times_out_more_often_than_its_requeues_allow_says_so(run):
+    with run.profile.open("a") as profile:
+        profile.write("max_requeues = 1\n")
+    # Under 10 minutes every warning counts as a time-out for submitit (and SLURM_RESTART_COUNT as one more).
+    result = run("gan/gan", "--partition", "gpu", "--time", "5", "--epochs", "500", "--limit-batches", "2",
+                 "--run", "short", "--no-aggregate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = submitted(run.outputs / "short")["groups"][0]["jobs"]["gan/gan"]
+    folder = run.outputs / "short" / "gan/gan"
+    log = Path(status_of(folder)["log_out"])
+    for run_number in (1, 2):  # the first warning requeues the job, the second finds no requeue left
+        deadline = time.monotonic() + 300
+        # Warned once an epoch is saved (the requeued run resumes from it), the second time in the requeued run.
+        while (status_of(folder).get("epoch", 0) < 1 or not (folder / "checkpoint.pt").exists()
+               or (log.read_text() if log.exists() else "").count("resuming after epoch") < run_number - 1):
+            assert time.monotonic() < deadline, f"run {run_number} never trained: {job_log(run.outputs / 'short', 'gan/gan')}"
+            time.sleep(0.2)
+        subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=30)
+    assert wait_until_ended([job_id], timeout=300)[job_id]["State"] == "FAILED"
+    error = status_of(folder)["error"]
+    assert error.startswith("timed out 2 times, no requeues left") and "larger --time" in error, error
+
+
 @pytest.mark.slurm
 @pytest.mark.parametrize("flag, value, expected", [
     ("--partition", "nope", "--partition nope: no such partition; partitions here: cpu, gpu"),
@@ -388,22 +486,73 @@ def test_each_seed_is_its_own_array_task_with_its_own_folder(run):
     assert status.returncode == 0 and "gan/gan.seed1" in status.stdout and status.stdout.count("COMPLETED") == 2
 
 
-def test_the_slurm_layer_uses_only_the_public_api_of_submitit():
+def submitit_public_names() -> dict[str, set[str]]:
+    """submitit's public surface (it has no ``__all__``): what its ``__init__`` exports, and ``helpers``."""
+    import inspect
+
+    import submitit
+
+    def exported(module) -> set[str]:
+        return {n for n, v in vars(module).items() if not n.startswith("_") and not inspect.ismodule(v)}
+
+    return {"submitit": exported(submitit) | {"helpers"}, "submitit.helpers": exported(submitit.helpers)}
+
+
+def private_submitit_uses(source: str) -> list[str]:
+    """Every use of submitit in ``source`` that goes past its public surface: a module path such as
+    ``submitit.core.utils.X`` (attributes or imports), or a private name anywhere along a chain."""
     import ast
 
-    private = []
-    for path in sorted((ROOT / "slurm").glob("*.py")) + [ROOT / "jobs" / "runner.py"]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("submitit"):
-                private += [f"{path.name}: {node.module}.{a.name}" for a in node.names
-                            if a.name.startswith("_") or ".slurm" in node.module or ".core" in node.module]
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                base = node.value
-                while isinstance(base, ast.Attribute):
-                    base = base.value
-                if isinstance(base, ast.Name) and base.id == "submitit":
-                    private.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
-    assert private == []
+    public = submitit_public_names()
+    found, roots = [], {}  # roots: a local name -> the submitit module it is bound to
+    tree = ast.parse(source)
+
+    def check(path: list[str], line: int) -> None:
+        module = "submitit.helpers" if path[1:2] == ["helpers"] else "submitit"
+        rest = path[2:] if module == "submitit.helpers" else path[1:]
+        if (rest and rest[0] not in public[module]) or any(p.startswith("_") for p in path[1:]):
+            found.append(f"{line}: {'.'.join(path)}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "submitit":
+                    check(alias.name.split("."), node.lineno)
+                    roots[alias.asname or "submitit"] = alias.name.split(".") if alias.asname else ["submitit"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "submitit":
+            for alias in node.names:
+                check([*node.module.split("."), alias.name], node.lineno)
+                roots[alias.asname or alias.name] = [*node.module.split("."), alias.name]
+    inner = {id(n.value if isinstance(n, ast.Attribute) else n.func) for n in ast.walk(tree)
+             if isinstance(n, (ast.Attribute, ast.Call))}  # parts of a longer chain, checked with it
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and id(node) not in inner:
+            chain, base = [], node
+            while isinstance(base, (ast.Attribute, ast.Call)):
+                if isinstance(base, ast.Attribute):
+                    chain.insert(0, base.attr)
+                base = base.func if isinstance(base, ast.Call) else base.value
+            if isinstance(base, ast.Name) and base.id in roots:
+                check([*roots[base.id], *chain], node.lineno)
+    return sorted(found, key=lambda use: int(use.split(":")[0]))
+
+
+def test_the_checker_sees_module_paths_and_private_names_of_submitit():
+    probe = ("import submitit\nfrom submitit.core.utils import FailedJobError\nimport submitit.core.job_environment\n"
+             "from submitit import helpers as h\n"
+             "def f(err):\n    return isinstance(err, submitit.core.utils.UncompletedJobError)\n"
+             "x = submitit.JobEnvironment()._requeue\ny = h._checkpoint\nz = submitit.helpers.core.utils\n")
+    assert [line.split(":")[0] for line in private_submitit_uses(probe)] == ["2", "3", "6", "7", "8", "9"]
+    fine = ("import submitit\nfrom submitit import helpers\nfrom submitit.helpers import DelayedSubmission\n"
+            "a = submitit.SlurmExecutor(folder='x').update_parameters\nb = submitit.helpers.Checkpointable\n"
+            "c = helpers.TorchDistributedEnvironment().export()\n")
+    assert private_submitit_uses(fine) == []
+
+
+def test_the_slurm_layer_uses_only_the_public_api_of_submitit():
+    paths = sorted((ROOT / "slurm").rglob("*.py")) + sorted((ROOT / "jobs").rglob("*.py")) + [ROOT / "launch.py"]
+    private = {str(p.relative_to(ROOT)): found for p in paths if (found := private_submitit_uses(p.read_text()))}
+    assert private == {}
 
 
 def test_a_train_job_travels_with_its_typed_config_by_reference_to_the_installed_class():
