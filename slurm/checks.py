@@ -97,7 +97,7 @@ class Cluster:
         notes, changes = [], {}
 
         def too_big(key: str, wanted, limit, fixed, why: str):
-            if key in request.defaults:
+            if key in request.lowerable:
                 changes[key] = fixed
                 notes.append(f"default {key}={wanted} lowered to {fixed}: {why}")
             else:

@@ -40,7 +40,7 @@ class _Request:
     # Where each value came from ("--partition", "local.toml", "gan/gan's default"): names the fix in errors.
     origin: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     # Settings still at the job's own default: lowered to fit the cluster instead of refused.
-    defaults: frozenset[str] = field(default=frozenset(), compare=False)
+    lowerable: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def tasks_per_node(self) -> int:
@@ -73,7 +73,7 @@ class _Request:
     def summary(self) -> dict:
         """The request as plain data, for slurm.json and the launch table."""
         return {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in ("origin", "defaults") and v not in (None, (), "")}
+                if k not in ("origin", "lowerable") and v not in (None, (), "")}
 
 
 Request = with_options(_Request, "Everything sbatch is asked for one job; jobs with equal requests are submitted "
@@ -155,11 +155,11 @@ def resolve(job, profile: dict, profile_name: str, flags: dict, extras: dict) ->
     """Job defaults, overridden by the profile, overridden by the flags."""
     values = {o.name: o.job_default(job.resources) for o in OPTIONS if o.job_default}
     origin = {k: f"{job.name}'s default {k}={v}" for k, v in values.items()}
-    defaults = set(values)
+    lowerable = set(values)
     for key, value in [*((k, v) for k, v in profile.items() if k in OPTION), *flags.items()]:
         values[key] = value
         origin[key] = f"{OPTION[key].flag} {value}" if key in flags else f"{key} = {value!r} in {profile_name}"
-        defaults.discard(key)
+        lowerable.discard(key)
     if values["gpus_per_node"] == 0 and "partition" not in flags and "cpu_partition" in profile:
         values["partition"] = profile["cpu_partition"]
         origin["partition"] = f"cpu_partition = {profile['cpu_partition']!r} in {profile_name}"
@@ -168,7 +168,7 @@ def resolve(job, profile: dict, profile_name: str, flags: dict, extras: dict) ->
             option.check(values[option.name], origin[option.name])
     return Request(**values, max_requeues=profile.get("max_requeues", 3), python=profile.get("python"),
                    setup=tuple(profile.get("setup", ())), sbatch=tuple(sorted(extras.items())),
-                   origin=tuple(origin.items()), defaults=frozenset(defaults))
+                   origin=tuple(origin.items()), lowerable=frozenset(lowerable))
 
 
 def parse_minutes(text: str) -> int | None:
@@ -202,7 +202,7 @@ def packed(request: Request, members: int) -> Request:
         origin["mem"] = f"--pack {members} x {request.where('mem')}"
     return dataclasses.replace(request, cpus_per_task=request.cpus_per_task * members, mem=mem,
                                origin=tuple(origin.items()),
-                               defaults=request.defaults | {"cpus_per_task", "mem"})
+                               lowerable=request.lowerable | {"cpus_per_task", "mem"})
 
 
 def report_request(first: Request, profile: dict) -> Request:
@@ -213,4 +213,4 @@ def report_request(first: Request, profile: dict) -> Request:
         origin["partition"] = f"cpu_partition = {partition!r}"
     return dataclasses.replace(first, partition=partition, gpus_per_node=0, nodes=1, mem=None,
                                constraint=None, array_parallelism=None, origin=tuple(origin.items()),
-                               defaults=frozenset({"cpus_per_task", "time"}), **REPORT_RESOURCES)
+                               lowerable=frozenset({"cpus_per_task", "time"}), **REPORT_RESOURCES)

@@ -58,7 +58,7 @@ def launch(todo, configs: dict, run_dir: Path, flags: SlurmFlags, console, skipp
 
     run_name = run_dir.name
     for request, group in groups.items():
-        sbatch_test_only(request, f"fashion-{run_name}", len(group), describe(group))
+        sbatch_test_only(request, f"fashion-{run_name}", len(group), group_words(group))
     report = None
     report_options = None
     if flags.aggregate:
@@ -93,7 +93,7 @@ def _names(names: list[str], most: int = 3) -> str:
     return ", ".join(names) if len(names) <= most else f"{', '.join(names[:most])}, ... {len(names)} jobs"
 
 
-def describe(group: list[list]) -> str:
+def group_words(group: list[list]) -> str:
     """A group of SLURM jobs (each a list of the catalogue jobs it trains) in words, for error messages."""
     names = [j.name for unit in group for j in unit]
     if len(group) == 1:
@@ -139,7 +139,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
             # A refused sbatch is submitit's FailedJobError or FailedSubmissionError, which it does not export:
             # RuntimeError is their public base.
             except (subprocess.SubprocessError, RuntimeError) as err:
-                raise explain_rejection(str(err), request, describe(group)) from None
+                raise explain_rejection(str(err), request, group_words(group)) from None
             members = {job.name: handle for unit, handle in submitted for job in unit}
             handles.update(members)
             masters = sorted({h.job_id.split("_")[0] for _, h in submitted})
