@@ -10,7 +10,7 @@ from conftest import tiny
 from fashion.checkpoint import load_checkpoint
 from fashion.data import load_fashion
 from fashion.gans import REGISTRY
-from fashion.gans.base import gradient_penalty
+from fashion.gans.losses import gradient_penalty
 from fashion.training import fit, make_accelerator, resolve_precision
 from test_training import crashing, Interrupted
 

@@ -6,7 +6,7 @@ import pkgutil
 from fashion.gans.base import GAN, GANConfig, REGISTRY, register
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in ("base", "networks"):
+    if _module.name not in ("base", "losses", "networks"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["GAN", "GANConfig", "REGISTRY", "register"]

@@ -2,7 +2,8 @@
 import torch.nn.functional as F
 
 from fashion.data import NUM_CLASSES
-from fashion.gans.base import GAN, bce, register
+from fashion.gans.base import GAN, register
+from fashion.gans.losses import bce
 from fashion.gans.networks import Discriminator
 
 

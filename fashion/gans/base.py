@@ -1,8 +1,9 @@
 """What all ten GANs share: config, networks, latent draws, the D/G update schedule and the sample grids.
 
 A GAN module subclasses :class:`GAN`, declares its settings and overrides ``d_loss``/``g_loss``, which
-return named loss terms and never call backward or step. ``@register`` makes the file a job
-(``gan/<file name>``), a row of the report and a case of the parametrised tests.
+return named loss terms and never call backward or step; the arithmetic is in :mod:`fashion.gans.losses`.
+``@register`` makes the file a job (``gan/<file name>``), a row of the report and a case of the
+parametrised tests.
 """
 from __future__ import annotations
 
@@ -56,10 +57,6 @@ class GANConfig(TrainConfig):
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
     return F.one_hot(labels, NUM_CLASSES).to(torch.get_default_dtype())
-
-
-def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
 class GAN(Task):
@@ -221,18 +218,3 @@ def _prefixed(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, torch.Te
         out.update({f"{prefix}.{k}": v for k, v in terms.items()})
     return out
 
-
-def gradient_penalty(critic, points: torch.Tensor, target: float = 1.0, scale: float | None = None) -> torch.Tensor:
-    """Mean of (||d critic / d x|| - target)^2 at ``points``, differentiable for the critic's update.
-
-    ``scale``: fp16's loss scale. PyTorch's AMP recipe for penalties: differentiate the scaled output, so
-    small fp16 gradients do not flush to zero, and divide the scale out again before taking the norm.
-    """
-    points = points.detach().requires_grad_(True)
-    out = critic(points).sum()
-    (grad,) = torch.autograd.grad(out * scale if scale else out, points, create_graph=True)
-    if scale:
-        grad = grad / scale
-    # The norm runs in at least fp32 (autocast lists norm as an fp32 op; fp16/bf16 gradients are widened).
-    grad = grad.to(torch.promote_types(grad.dtype, torch.float32))
-    return (grad.flatten(1).norm(dim=1) - target).pow(2).mean()

@@ -2,7 +2,8 @@
 import torch
 
 from fashion.data import NUM_CLASSES
-from fashion.gans.base import GAN, bce, one_hot, register
+from fashion.gans.base import GAN, one_hot, register
+from fashion.gans.losses import bce
 from fashion.gans.networks import Discriminator
 
 

@@ -6,7 +6,8 @@ penalty is a per-sample gradient norm, and BatchNorm makes each sample's output 
 """
 from dataclasses import dataclass
 
-from fashion.gans.base import GAN, GANConfig, bce, gradient_penalty, register
+from fashion.gans.base import GAN, GANConfig, register
+from fashion.gans.losses import bce, gradient_penalty
 from fashion.gans.networks import Discriminator
 
 

@@ -1,5 +1,6 @@
 """GAN (Goodfellow et al. 2014): sigmoid cross-entropy, non-saturating generator loss."""
-from fashion.gans.base import GAN, bce, register
+from fashion.gans.base import GAN, register
+from fashion.gans.losses import bce
 
 
 @register
