@@ -42,7 +42,7 @@ def test_ebgan_generator_energy_reaches_the_image_only_through_d_reconstruction(
         task.D.decode.weight.zero_()
         task.D.decode.bias.fill_(0.3)
     fake = (torch.rand(8, 1, 28, 28) * 2 - 1).requires_grad_(True)
-    task.g_loss(fake, None, None)["energy"].backward()
+    task.g_loss(fake, None, None, None)["energy"].backward()
     assert fake.grad.abs().max().item() == 0.0
 
 

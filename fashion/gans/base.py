@@ -1,9 +1,9 @@
 """What all ten GANs share: config, networks, latent draws, the D/G update schedule and the sample grids.
 
 A GAN module subclasses :class:`GAN`, declares its settings and overrides ``d_loss``/``g_loss``, which
-return named loss terms and never call backward or step; the arithmetic is in :mod:`fashion.gans.losses`.
-``@register`` makes the file a job (``gan/<file name>``), a row of the report and a case of the
-parametrised tests.
+return named loss terms and never call backward or step; the arithmetic is in :mod:`fashion.gans.losses`, and
+the step's noise comes in as an argument, so the hooks hold no per-step state. ``@register`` makes the file
+a job (``gan/<file name>``), a row of the report and a case of the parametrised tests.
 """
 from __future__ import annotations
 
@@ -59,6 +59,12 @@ def one_hot(labels: torch.Tensor) -> torch.Tensor:
     return F.one_hot(labels, NUM_CLASSES).to(torch.get_default_dtype())
 
 
+def noise_like(noise: Noise, x: torch.Tensor, per_sample: bool = True) -> torch.Tensor:
+    """U[0, 1) from ``noise``: one value per sample of ``x`` (broadcastable) or one per element."""
+    shape = (len(x),) + (1,) * (x.dim() - 1) if per_sample else tuple(x.shape)
+    return noise.uniform(*shape)
+
+
 class GAN(Task):
     """The unconditional reference GAN machinery; subclasses change losses, heads and latents."""
 
@@ -98,10 +104,12 @@ class GAN(Task):
         z = noise.uniform(len(labels), self.config.z_dim)
         return torch.cat([z, one_hot(labels)], 1) if self.conditional else z
 
-    def d_loss(self, real, fake, labels, latent) -> dict[str, torch.Tensor]:
+    def d_loss(self, real, fake, labels, latent, noise: Noise) -> dict[str, torch.Tensor]:
+        """D's named loss terms for a batch; ``noise``: the step's seeded draws (e.g. penalty points)."""
         raise NotImplementedError
 
-    def g_loss(self, fake, labels, latent) -> dict[str, torch.Tensor]:
+    def g_loss(self, fake, labels, latent, noise: Noise) -> dict[str, torch.Tensor]:
+        """G's named loss terms for the fakes it made from ``latent``."""
         raise NotImplementedError
 
     def after_d_step(self) -> None:
@@ -134,19 +142,18 @@ class GAN(Task):
 
     def train_step(self, images, labels, noise):
         real = to_tanh_range(images)
-        self.noise = noise
         self.iteration += 1
         update_g = self.iteration % self.config.n_critic == 0
         latent = self.latent(labels, noise)
         with torch.set_grad_enabled(update_g):  # critic-only steps need no graph through G
             fake = self.G(latent)
-        d_terms = self.optimize("D", self.d_loss(real, fake.detach(), labels, latent))
+        d_terms = self.optimize("D", self.d_loss(real, fake.detach(), labels, latent, noise))
         self.after_d_step()
         logged = _prefixed("D", d_terms)
         if update_g:
             # The G loss backpropagates through D too; those D gradients are discarded, so skip their all-reduce.
             with self.acc.no_sync(self.D):
-                g_terms = self.optimize("G", self.g_loss(fake, labels, latent))
+                g_terms = self.optimize("G", self.g_loss(fake, labels, latent, noise))
             logged.update(_prefixed("G", g_terms))
             logged.update(self.after_g_step(d_terms, g_terms) or {})
         return logged
@@ -166,11 +173,6 @@ class GAN(Task):
     def grad_scale(self) -> float | None:
         """fp16's current loss scale, for penalties that differentiate inside the step (else None)."""
         return self.acc.scaler.get_scale() if self.acc.scaler is not None else None
-
-    def noise_like(self, x: torch.Tensor, per_sample: bool = True) -> torch.Tensor:
-        """U[0, 1) from this epoch's seeded generator: one value per sample (broadcastable) or per element."""
-        shape = (len(x),) + (1,) * (x.dim() - 1) if per_sample else tuple(x.shape)
-        return self.noise.uniform(*shape)
 
     @torch.no_grad()
     def generate(self, latent: torch.Tensor, batch: int = 500) -> torch.Tensor:

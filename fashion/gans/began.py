@@ -42,10 +42,10 @@ class BEGAN(GAN):
     def reconstruction_loss(self, x):
         return l1_reconstruction(self.D(x)[0], x)
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         return {"real": self.reconstruction_loss(real), "fake": -self.k * self.reconstruction_loss(fake)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         return {"recon": self.reconstruction_loss(fake)}
 
     def after_g_step(self, d_terms, g_terms):

@@ -41,12 +41,12 @@ class EBGAN(GAN):
         recon, code = self.D(x)
         return F.mse_loss(recon, x.detach()), code
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         real_energy, _ = self.energy(real)
         fake_energy, _ = self.energy(fake)
         # The margin applies to the energy of the whole (global) batch, whatever the number of ranks.
         return {"real": real_energy, "fake_margin": margin(self.global_mean(fake_energy), self.config.margin)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         fake_energy, code = self.energy(fake)
         return {"energy": fake_energy, "pull_away": self.config.pt_weight * pull_away(self.gather(code))}

@@ -5,8 +5,8 @@ from fashion.gans.losses import bce
 
 @register
 class VanillaGAN(GAN):
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         return {"real": bce(self.D(real), 1.0), "fake": bce(self.D(fake), 0.0)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         return {"adv": bce(self.D(fake), 1.0)}

@@ -53,12 +53,12 @@ class InfoGAN(GAN):
         return self.config.info_weight * code_recovery(out[:, 1 + CONTINUOUS:], out[:, 1:1 + CONTINUOUS],
                                                        category, continuous)
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         out_fake = self.D(fake)
         return {"real": bce(self.D(real)[:, :1], 1.0), "fake": bce(out_fake[:, :1], 0.0),
                 "info": self.info_loss(out_fake, latent)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         out = self.D(fake)
         return {"adv": bce(out[:, :1], 1.0), "info": self.info_loss(out, latent)}
 

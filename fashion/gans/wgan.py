@@ -19,10 +19,10 @@ class WGANConfig(GANConfig):
 class WGAN(GAN):
     config_class = WGANConfig
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         return {"real": wasserstein(self.D(real), real=True), "fake": wasserstein(self.D(fake), real=False)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         return {"adv": wasserstein(self.D(fake), real=True)}
 
     @torch.no_grad()
