@@ -7,13 +7,13 @@
 #   device.txt      the GPU, driver, torch and CUDA versions
 #   throughput.txt  benchmarks/throughput.py: baseline / step / fast / loop images/s (fp32; then gan in bf16)
 #   epoch.txt       one whole gan/gan epoch through `launch.py --local` on the real data, pictures included
-#   pack.txt        the ten GANs side by side on the one GPU (`--pack 10`) for PACK_EPOCHS epochs: its last
-#                   line is the pack's wall time, which --plan's range for packs brackets
+#   pack.txt        every GAN side by side on the one GPU (one pack of them all) for PACK_EPOCHS epochs: its
+#                   last line is the pack's wall time, which --plan's range for packs brackets
 #   figures.json    each job's s/epoch and images/s from those runs (their metrics.json)
 #
-# Sizes (environment): GANS (throughput's --gans, default all ten), STEPS (timed steps per mode, 150),
-# PACK_EPOCHS (3), LIMIT_BATCHES (steps per epoch of the two runs; default all: whole epochs). PYTHON: the
-# interpreter (default python3, a name every Python 3 install has). Data:
+# Sizes (environment): GANS (throughput's --gans, default every GAN in REGISTRY), STEPS (timed steps per
+# mode, 150), PACK_EPOCHS (3), LIMIT_BATCHES (steps per epoch of the two runs; default all: whole epochs).
+# PYTHON: the interpreter (default python3, a name every Python 3 install has). Data:
 # $FASHION_MNIST_DIR or the usual places (fashion/data.py). The project imports from this checkout, installed
 # or not. A part that fails or outlasts its share is noted in its file, and the next part still runs.
 set -uo pipefail
@@ -22,10 +22,12 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # submitit's job processes import jobs/
-GANS=${GANS:-gan,cgan,infogan,acgan,ebgan,lsgan,wgan,wgan_gp,dragan,began}
+PYTHON=${PYTHON:-python3}
+# The registry names the GANs (one file each in fashion/gans/), so a new one joins the figures unedited.
+read -ra registered <<<"$("$PYTHON" -c 'from fashion.gans import REGISTRY; print(*sorted(REGISTRY))')"
+GANS=${GANS:-$(IFS=,; echo "${registered[*]}")}
 STEPS=${STEPS:-150}
 PACK_EPOCHS=${PACK_EPOCHS:-3}
-PYTHON=${PYTHON:-python3}
 batches=(${LIMIT_BATCHES:+--limit-batches "$LIMIT_BATCHES"})
 
 part() {  # part NAME SECONDS COMMAND...: run COMMAND into OUT/NAME.txt, at most SECONDS
@@ -52,8 +54,8 @@ cat "$out/throughput-bf16.txt" >>"$out/throughput.txt" && rm "$out/throughput-bf
 runs="$out/runs"
 part epoch 60 "$PYTHON" launch.py gan/gan --local --epochs 1 --no-aggregate --outputs "$runs" --run epoch \
   "${batches[@]}"
-part pack 150 "$PYTHON" launch.py 'gan/*' --local --pack 10 --epochs "$PACK_EPOCHS" --no-aggregate --outputs "$runs" \
-  --run pack "${batches[@]}"
+part pack 150 "$PYTHON" launch.py 'gan/*' --local --pack "${#registered[@]}" --epochs "$PACK_EPOCHS" --no-aggregate \
+  --outputs "$runs" --run pack "${batches[@]}"
 
 "$PYTHON" - "$runs" >"$out/figures.json" <<'EOF'
 import json, sys

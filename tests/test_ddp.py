@@ -172,7 +172,7 @@ def _penalty_gradients(inputs: torch.Tensor, world: int) -> torch.Tensor:
     import torch.distributed as dist
 
     from fashion.batchnorm import convert_global_batchnorm
-    from fashion.gans.base import gradient_penalty
+    from fashion.gans.losses import gradient_penalty
     from fashion.gans.networks import Discriminator
 
     torch.set_default_dtype(torch.float64)

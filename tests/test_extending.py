@@ -11,10 +11,10 @@ from fashion.gans.base import GAN, register
 
 @register
 class HingeGAN(GAN):
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         return {"real": F.relu(1 - self.D(real)).mean(), "fake": F.relu(1 + self.D(fake)).mean()}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         return {"adv": -self.D(fake).mean()}
 '''
 

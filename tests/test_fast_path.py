@@ -66,11 +66,11 @@ def g_step(job: str, fast: bool) -> tuple[dict, dict]:
     torch.manual_seed(0)
     task = build(job, fast=fast)
     labels = task.data.train.labels[:task.config.batch_size]
-    task.noise = Noise(task.device, 0)
-    latent = task.latent(labels, task.noise)
+    noise = Noise(task.device, 0)
+    latent = task.latent(labels, noise)
     for p in task.D.parameters():
         p.grad = None
-    task.optimize("G", task.g_loss(task.G(latent), labels, latent))
+    task.optimize("G", task.g_loss(task.G(latent), labels, latent, noise))
     grads = {net: {n: p.grad for n, p in task.unwrap(net).named_parameters()} for net in ("G", "D")}
     return grads["G"], grads["D"]
 

@@ -10,7 +10,7 @@ from conftest import tiny
 from fashion.checkpoint import load_checkpoint
 from fashion.data import load_fashion
 from fashion.gans import REGISTRY
-from fashion.gans.base import gradient_penalty
+from fashion.gans.losses import gradient_penalty
 from fashion.runtime import make_accelerator, resolve_precision
 from fashion.training import fit
 from test_training import crashing, Interrupted
@@ -43,7 +43,7 @@ def test_ebgan_generator_energy_reaches_the_image_only_through_d_reconstruction(
         task.D.decode.weight.zero_()
         task.D.decode.bias.fill_(0.3)
     fake = (torch.rand(8, 1, 28, 28) * 2 - 1).requires_grad_(True)
-    task.g_loss(fake, None, None)["energy"].backward()
+    task.g_loss(fake, None, None, None)["energy"].backward()
     assert fake.grad.abs().max().item() == 0.0
 
 

@@ -1,7 +1,10 @@
 """The import graph stays layered: the library never reaches into the catalogue or the cluster code, the
-report reads files only, and nothing edits sys.path (the package is installed: ``pip install -e .``)."""
+report reads files only, the GAN losses (and the colorizer that uses them) load without the ten GANs, and
+nothing edits sys.path (the package is installed: ``pip install -e .``)."""
 import ast
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -60,6 +63,25 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    import jobs.catalogue\n    from slurm import submit\n")
     assert imported(probe) == {"jobs.catalogue", "slurm"}
+
+
+def loaded_by(statement: str) -> set[str]:
+    """The project's modules a fresh interpreter has loaded after ``statement``."""
+    code = f"import sys\n{statement}\nprint(*(m for m in sys.modules if m.startswith('fashion')))"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(run.stdout.split())
+
+
+def test_the_gan_losses_load_without_any_gan_or_the_training_machinery():
+    assert loaded_by("import fashion.gans.losses") == {"fashion", "fashion.gans", "fashion.gans.losses"}
+
+
+def test_the_colorizer_loads_no_gan():
+    from fashion.gans import REGISTRY
+
+    gans = {gan.__module__ for gan in REGISTRY.values()}
+    loaded = loaded_by("import fashion.colorize")
+    assert "fashion.colorize.task" in loaded and not loaded & gans
 
 
 def test_requirements_and_the_package_list_the_same_dependencies():

@@ -99,8 +99,8 @@ def test_a_finished_job_is_not_trained_again(fake_fashion_dir, tmp_path):
 
 def test_non_finite_loss_marks_the_job_diverged(fake_fashion_dir, tmp_path):
     class Exploding(REGISTRY["gan"]):
-        def d_loss(self, real, fake, labels, latent):
-            terms = super().d_loss(real, fake, labels, latent)
+        def d_loss(self, real, fake, labels, latent, noise):
+            terms = super().d_loss(real, fake, labels, latent, noise)
             terms["real"] = terms["real"] * float("nan")
             return terms
 

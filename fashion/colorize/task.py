@@ -16,7 +16,7 @@ from fashion import artifacts
 from fashion.colorize.networks import ColorizeGenerator, pair_discriminator, set_bn_momentum
 from fashion.colorize.palette import MAX_JITTER, dominant_hue, grey_of, load_coloured, nearest_palette_class
 from fashion.data import NUM_CLASSES, to_tanh_range
-from fashion.gans.base import bce
+from fashion.gans.losses import bce
 from fashion.task import ConfigError, Task, TrainConfig
 
 EVAL_BATCH = 500

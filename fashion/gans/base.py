@@ -1,8 +1,9 @@
 """What all ten GANs share: config, networks, latent draws, the D/G update schedule and the sample grids.
 
 A GAN module subclasses :class:`GAN`, declares its settings and overrides ``d_loss``/``g_loss``, which
-return named loss terms and never call backward or step. ``@register`` makes the file a job
-(``gan/<file name>``), a row of the report and a case of the parametrised tests.
+return named loss terms and never call backward or step; the arithmetic is in :mod:`fashion.gans.losses`, and
+the step's noise comes in as an argument, so the hooks hold no per-step state. ``@register`` makes the file
+a job (``gan/<file name>``), a row of the report and a case of the parametrised tests.
 """
 from __future__ import annotations
 
@@ -47,19 +48,18 @@ class GANConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.z_dim < 1 or self.n_critic < 1:
+        if self.z_dim < 1 or self.n_critic < 1:  # learning rates: TrainConfig.validate
             raise ConfigError(f"z_dim={self.z_dim}, n_critic={self.n_critic}: both must be at least 1")
-        for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}={getattr(self, name)}: must be positive")
 
 
 def one_hot(labels: torch.Tensor) -> torch.Tensor:
     return F.one_hot(labels, NUM_CLASSES).to(torch.get_default_dtype())
 
 
-def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+def noise_like(noise: Noise, x: torch.Tensor, per_sample: bool = True) -> torch.Tensor:
+    """U[0, 1) from ``noise``: one value per sample of ``x`` (broadcastable) or one per element."""
+    shape = (len(x),) + (1,) * (x.dim() - 1) if per_sample else tuple(x.shape)
+    return noise.uniform(*shape)
 
 
 class GAN(Task):
@@ -69,8 +69,6 @@ class GAN(Task):
     config_class = GANConfig
     conditional = False
     "Labels go into G (and D); grids show one class per column, one z per row (the reference's layout)."
-    label_kind = "class"
-    "What metric_samples' labels mean: the asked class (or 'code' for infoGAN's unsupervised code)."
     auto_precision = "no"
     "These 28x28 nets gain no speed from bf16 (README, Speed) and the reference trained fp32."
     global_batchnorm = True
@@ -80,7 +78,8 @@ class GAN(Task):
         super().__init__(config, accelerator, data)
         c = config
         self.nets = {"G": self.build_generator(), "D": self.build_discriminator()}
-        self.opts = {name: self.optimizer(torch.optim.Adam, self.nets[name].parameters(), lr=lr, betas=(c.beta1, c.beta2))
+        self.opts = {name: self.optimizer(torch.optim.Adam, self.nets[name].parameters(), lr=lr,
+                                          betas=(c.beta1, c.beta2))
                      for name, lr in (("G", c.lr_g), ("D", c.lr_d))}
         self.iteration = 0
         self.fixed_grids = self.grid_latents(Noise(self.device, config.seed + 12345))
@@ -101,10 +100,12 @@ class GAN(Task):
         z = noise.uniform(len(labels), self.config.z_dim)
         return torch.cat([z, one_hot(labels)], 1) if self.conditional else z
 
-    def d_loss(self, real, fake, labels, latent) -> dict[str, torch.Tensor]:
+    def d_loss(self, real, fake, labels, latent, noise: Noise) -> dict[str, torch.Tensor]:
+        """D's named loss terms for a batch; ``noise``: the step's seeded draws (e.g. penalty points)."""
         raise NotImplementedError
 
-    def g_loss(self, fake, labels, latent) -> dict[str, torch.Tensor]:
+    def g_loss(self, fake, labels, latent, noise: Noise) -> dict[str, torch.Tensor]:
+        """G's named loss terms for the fakes it made from ``latent``."""
         raise NotImplementedError
 
     def after_d_step(self) -> None:
@@ -137,19 +138,18 @@ class GAN(Task):
 
     def train_step(self, images, labels, noise):
         real = to_tanh_range(images)
-        self.noise = noise
         self.iteration += 1
         update_g = self.iteration % self.config.n_critic == 0
         latent = self.latent(labels, noise)
         with torch.set_grad_enabled(update_g):  # critic-only steps need no graph through G
             fake = self.G(latent)
-        d_terms = self.optimize("D", self.d_loss(real, fake.detach(), labels, latent))
+        d_terms = self.optimize("D", self.d_loss(real, fake.detach(), labels, latent, noise))
         self.after_d_step()
         logged = _prefixed("D", d_terms)
         if update_g:
             # The G loss backpropagates through D too; those D gradients are discarded, so skip their all-reduce.
             with self.acc.no_sync(self.D):
-                g_terms = self.optimize("G", self.g_loss(fake, labels, latent))
+                g_terms = self.optimize("G", self.g_loss(fake, labels, latent, noise))
             logged.update(_prefixed("G", g_terms))
             logged.update(self.after_g_step(d_terms, g_terms) or {})
         return logged
@@ -169,11 +169,6 @@ class GAN(Task):
     def grad_scale(self) -> float | None:
         """fp16's current loss scale, for penalties that differentiate inside the step (else None)."""
         return self.acc.scaler.get_scale() if self.acc.scaler is not None else None
-
-    def noise_like(self, x: torch.Tensor, per_sample: bool = True) -> torch.Tensor:
-        """U[0, 1) from this epoch's seeded generator: one value per sample (broadcastable) or per element."""
-        shape = (len(x),) + (1,) * (x.dim() - 1) if per_sample else tuple(x.shape)
-        return self.noise.uniform(*shape)
 
     @torch.no_grad()
     def generate(self, latent: torch.Tensor, batch: int = 500) -> torch.Tensor:
@@ -221,18 +216,3 @@ def _prefixed(prefix: str, terms: dict[str, torch.Tensor]) -> dict[str, torch.Te
         out.update({f"{prefix}.{k}": v for k, v in terms.items()})
     return out
 
-
-def gradient_penalty(critic, points: torch.Tensor, target: float = 1.0, scale: float | None = None) -> torch.Tensor:
-    """Mean of (||d critic / d x|| - target)^2 at ``points``, differentiable for the critic's update.
-
-    ``scale``: fp16's loss scale. PyTorch's AMP recipe for penalties: differentiate the scaled output, so
-    small fp16 gradients do not flush to zero, and divide the scale out again before taking the norm.
-    """
-    points = points.detach().requires_grad_(True)
-    out = critic(points).sum()
-    (grad,) = torch.autograd.grad(out * scale if scale else out, points, create_graph=True)
-    if scale:
-        grad = grad / scale
-    # The norm runs in at least fp32 (autocast lists norm as an fp32 op; fp16/bf16 gradients are widened).
-    grad = grad.to(torch.promote_types(grad.dtype, torch.float32))
-    return (grad.flatten(1).norm(dim=1) - target).pow(2).mean()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from fashion.gans.base import GAN, GANConfig, register
+from fashion.gans.losses import equilibrium, l1_reconstruction
 from fashion.gans.networks import AutoencoderDiscriminator
 
 
@@ -39,21 +40,20 @@ class BEGAN(GAN):
         return AutoencoderDiscriminator()
 
     def reconstruction_loss(self, x):
-        return (self.D(x)[0] - x).abs().mean()
+        return l1_reconstruction(self.D(x)[0], x)
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         return {"real": self.reconstruction_loss(real), "fake": -self.k * self.reconstruction_loss(fake)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         return {"recon": self.reconstruction_loss(fake)}
 
     def after_g_step(self, d_terms, g_terms):
         # Global-batch means (shares are equal), so every rank keeps the same k and M means what it does
         # on one process.
         real, fake = self.acc.reduce(torch.stack([d_terms["real"], g_terms["recon"]]), reduction="mean")
-        balance = self.config.gamma * real - fake
-        self.k = (self.k + self.config.lambda_k * balance).clamp(0.0, 1.0)
-        return {"k": self.k.clone(), "M": real + balance.abs()}
+        self.k, m = equilibrium(self.k, real, fake, self.config.gamma, self.config.lambda_k)
+        return {"k": self.k.clone(), "M": m}
 
     def learning_rates(self) -> dict[str, float]:
         return {f"lr_{n.lower()}": self.opts[n].param_groups[0]["lr"] for n in ("G", "D")}

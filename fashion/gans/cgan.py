@@ -2,7 +2,8 @@
 import torch
 
 from fashion.data import NUM_CLASSES
-from fashion.gans.base import GAN, bce, one_hot, register
+from fashion.gans.base import GAN, one_hot, register
+from fashion.gans.losses import bce
 from fashion.gans.networks import Discriminator
 
 
@@ -18,9 +19,9 @@ class CGAN(GAN):
     def build_discriminator(self):
         return Discriminator(channels=1 + NUM_CLASSES)
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         return {"real": bce(self.D(with_label_planes(real, labels)), 1.0),
                 "fake": bce(self.D(with_label_planes(fake, labels)), 0.0)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         return {"adv": bce(self.D(with_label_planes(fake, labels)), 1.0)}

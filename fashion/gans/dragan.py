@@ -6,7 +6,8 @@ penalty is a per-sample gradient norm, and BatchNorm makes each sample's output 
 """
 from dataclasses import dataclass
 
-from fashion.gans.base import GAN, GANConfig, bce, gradient_penalty, register
+from fashion.gans.base import GAN, GANConfig, noise_like, register
+from fashion.gans.losses import bce, gradient_penalty
 from fashion.gans.networks import Discriminator
 
 
@@ -25,13 +26,13 @@ class DRAGAN(GAN):
     def build_discriminator(self):
         return Discriminator(norm="layer")
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         std = self.gather(real).std()  # of the global batch, whatever the number of ranks
-        perturbed = real + self.config.perturb * std * self.noise_like(real, per_sample=False)
-        alpha = self.noise_like(real)
+        perturbed = real + self.config.perturb * std * noise_like(noise, real, per_sample=False)
+        alpha = noise_like(noise, real)
         between = real + alpha * (perturbed - real)
         return {"real": bce(self.D(real), 1.0), "fake": bce(self.D(fake), 0.0),
                 "gp": self.config.gp_weight * gradient_penalty(self.D, between, scale=self.grad_scale())}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         return {"adv": bce(self.D(fake), 1.0)}

@@ -12,10 +12,10 @@ The ReLU that followed that BatchNorm stays (AutoencoderDiscriminator in network
 """
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 
 from fashion.gans.base import GAN, GANConfig, register
+from fashion.gans.losses import margin, pull_away
 from fashion.gans.networks import AutoencoderDiscriminator
 
 
@@ -25,14 +25,6 @@ class EBGANConfig(GANConfig):
     "Fake energies above the margin cost D nothing."
     pt_weight: float = 0.1
     "Weight of the pull-away term in G's loss."
-
-
-def pull_away(codes: torch.Tensor) -> torch.Tensor:
-    """Mean squared cosine similarity between distinct rows."""
-    unit = F.normalize(codes.flatten(1), dim=1)
-    similarity = unit @ unit.t()
-    n = len(codes)
-    return (similarity.pow(2).sum() - n) / (n * (n - 1))
 
 
 @register
@@ -49,12 +41,12 @@ class EBGAN(GAN):
         recon, code = self.D(x)
         return F.mse_loss(recon, x.detach()), code
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         real_energy, _ = self.energy(real)
         fake_energy, _ = self.energy(fake)
         # The margin applies to the energy of the whole (global) batch, whatever the number of ranks.
-        return {"real": real_energy, "fake_margin": F.relu(self.config.margin - self.global_mean(fake_energy))}
+        return {"real": real_energy, "fake_margin": margin(self.global_mean(fake_energy), self.config.margin)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         fake_energy, code = self.energy(fake)
         return {"energy": fake_energy, "pull_away": self.config.pt_weight * pull_away(self.gather(code))}

@@ -8,11 +8,11 @@ fakes and G through D, instead of the reference's shared third optimiser.
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from fashion import artifacts
 from fashion.data import NUM_CLASSES
-from fashion.gans.base import GAN, GRID, GANConfig, bce, one_hot, register
+from fashion.gans.base import GAN, GRID, GANConfig, one_hot, register
+from fashion.gans.losses import bce, code_recovery
 from fashion.gans.networks import Discriminator
 from fashion.task import Noise
 
@@ -50,15 +50,15 @@ class InfoGAN(GAN):
 
     def info_loss(self, out, latent):
         category, continuous = self.codes(latent)
-        return self.config.info_weight * (F.cross_entropy(out[:, 1 + CONTINUOUS:], category)
-                                          + F.mse_loss(out[:, 1:1 + CONTINUOUS], continuous))
+        return self.config.info_weight * code_recovery(out[:, 1 + CONTINUOUS:], out[:, 1:1 + CONTINUOUS],
+                                                       category, continuous)
 
-    def d_loss(self, real, fake, labels, latent):
+    def d_loss(self, real, fake, labels, latent, noise):
         out_fake = self.D(fake)
         return {"real": bce(self.D(real)[:, :1], 1.0), "fake": bce(out_fake[:, :1], 0.0),
                 "info": self.info_loss(out_fake, latent)}
 
-    def g_loss(self, fake, labels, latent):
+    def g_loss(self, fake, labels, latent, noise):
         out = self.D(fake)
         return {"adv": bce(out[:, :1], 1.0), "info": self.info_loss(out, latent)}
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 import torch
 
 from fashion.gans.base import GAN, GANConfig, register
+from fashion.gans.losses import wasserstein
 
 
 @dataclass
@@ -18,11 +19,11 @@ class WGANConfig(GANConfig):
 class WGAN(GAN):
     config_class = WGANConfig
 
-    def d_loss(self, real, fake, labels, latent):
-        return {"real": -self.D(real).mean(), "fake": self.D(fake).mean()}
+    def d_loss(self, real, fake, labels, latent, noise):
+        return {"real": wasserstein(self.D(real), real=True), "fake": wasserstein(self.D(fake), real=False)}
 
-    def g_loss(self, fake, labels, latent):
-        return {"adv": -self.D(fake).mean()}
+    def g_loss(self, fake, labels, latent, noise):
+        return {"adv": wasserstein(self.D(fake), real=True)}
 
     @torch.no_grad()
     def after_d_step(self):

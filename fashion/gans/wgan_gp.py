@@ -6,7 +6,8 @@ instead. DRAGAN's penalty is per sample too, and its D gets LayerNorm for the sa
 """
 from dataclasses import dataclass
 
-from fashion.gans.base import GAN, GANConfig, gradient_penalty, register
+from fashion.gans.base import GAN, GANConfig, noise_like, register
+from fashion.gans.losses import gradient_penalty, wasserstein
 from fashion.gans.networks import Discriminator
 
 
@@ -25,11 +26,11 @@ class WGAN_GP(GAN):
     def build_discriminator(self):
         return Discriminator(norm="layer")
 
-    def d_loss(self, real, fake, labels, latent):
-        alpha = self.noise_like(real)
+    def d_loss(self, real, fake, labels, latent, noise):
+        alpha = noise_like(noise, real)
         between = alpha * real + (1 - alpha) * fake
-        return {"real": -self.D(real).mean(), "fake": self.D(fake).mean(),
+        return {"real": wasserstein(self.D(real), real=True), "fake": wasserstein(self.D(fake), real=False),
                 "gp": self.config.gp_weight * gradient_penalty(self.D, between, scale=self.grad_scale())}
 
-    def g_loss(self, fake, labels, latent):
-        return {"adv": -self.D(fake).mean()}
+    def g_loss(self, fake, labels, latent, noise):
+        return {"adv": wasserstein(self.D(fake), real=True)}
