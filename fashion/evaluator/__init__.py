@@ -12,8 +12,6 @@ import io
 import json
 from pathlib import Path
 
-import torch
-
 NAME = "fashion-eval-v1"
 HERE = Path(__file__).resolve().parent
 WEIGHTS = HERE / "fashion_eval.pt"
@@ -50,6 +48,9 @@ def load_evaluator(device="cpu", path=None):
 
     ``path`` is the weights file (default: the shipped one); its metadata is the .json beside it.
     """
+    # torch is imported here, not at the top: the trainer must set OpenMP's wait policy before torch loads.
+    import torch
+
     from fashion.evaluator.network import EvalNet
 
     weights, _ = _paths(path)
