@@ -147,6 +147,20 @@ def save(out_dir: Path, net: EvalNet, metadata: dict) -> tuple[Path, Path]:
     return weights, write_json(out_dir / METADATA.name, metadata)
 
 
+def add_references(weights: Path, data) -> Path:
+    """Measure the reference rows (real training images and uniform noise against the test set) with the
+    evaluator just written, and keep them in its metadata: they depend on the evaluator and the data alone,
+    so every report shows them without measuring them again."""
+    from fashion.evaluator import load_evaluator
+    from fashion.measure import Yardstick
+
+    network, metadata = load_evaluator("cpu", weights)
+    yardstick = Yardstick(network, metadata["name"], metadata["sha256"], data.test.images)
+    stamp = yardstick.stamp(len(yardstick.real_images))
+    rows = yardstick.references(data.train.images, data.train.labels)
+    return write_json(weights.with_suffix(".json"), {**metadata, "references": {stamp.key: rows}})
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=TRAINED_BY, description=__doc__.splitlines()[0])
     p.add_argument("--out-dir", type=Path, default=WEIGHTS.parent,
@@ -155,6 +169,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-subset", type=int, default=0, help="train on the first N training images only "
                    "(a quick check; 0: all 60,000)")
     p.add_argument("--data-dir", help="folder with the IDX files (default: $FASHION_MNIST_DIR or the system copy)")
+    p.add_argument("--references-only", action="store_true",
+                   help="keep the weights; measure the reference rows again into the metadata")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.train_subset < 0:
         p.error("--epochs must be >= 1 and --train-subset >= 0")
@@ -163,6 +179,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.references_only:
+        print(f"wrote {add_references(args.out_dir / WEIGHTS.name, load_fashion(args.data_dir))}")
+        return 0
     recipe = dataclasses.replace(Recipe(), epochs=args.epochs)
     torch.set_num_threads(recipe.threads)
     commit = git_commit()  # before anything is written: the code that trains, not the files it leaves
@@ -187,6 +206,7 @@ def main(argv=None) -> int:
         "trained_by": TRAINED_BY,
     }
     weights, meta = save(args.out_dir, net, metadata)
+    add_references(weights, data)
     print(f"test accuracy {metadata['test_accuracy']:.4f} ({errors} errors of {len(test)}), "
           f"trained in {train_seconds:.0f} s; wrote {weights} and {meta}")
     return 0
