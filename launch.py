@@ -23,8 +23,9 @@ import jobs
 from fashion import artifacts
 from fashion.checkpoint import ChangedSettings
 from fashion.data import DataError
+from fashion.runfolder import split_seed
 from fashion.task import ConfigError
-from jobs import preflight
+from jobs import preflight, sweep
 
 console = Console()
 DEFAULT_JOB = "gan/gan"
@@ -79,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--plan: SLURM jobs (packs, with --pack) running at once (default: --array-parallelism, else all)")
     g.add_argument("--set", action="append", default=[], metavar="[JOB:]KEY=VALUE",
                    help="any config field, for all jobs or for one job (repeatable); see --list -v")
+    w = p.add_argument_group("sweeps (docs/sweeps.md): one job per (model, trial, seed)")
+    w.add_argument("--sweep", action="append", default=[], metavar="[JOB:]KEY=VALUES",
+                   help="a grid KEY=V1,V2 or a range KEY=loguniform(A,B), uniform(A,B), int(A,B), choice(a,b) drawn "
+                        "--trials times; KEY1+KEY2=... draws one value for both; repeatable")
+    w.add_argument("--trials", type=int, metavar="N", help="random settings drawn per model (per grid point)")
+    w.add_argument("--sweep-space", metavar="NAME", help=f"a named space per family ({', '.join(sweep.SPACES)}; "
+                   "--list -v prints it); --sweep dimensions override its keys")
+    w.add_argument("--sweep-seed", type=int, default=0, metavar="S",
+                   help="seeds the trials' draws (default 0): the same seed draws the same settings")
     g.add_argument("--classifier", metavar="PATH", help="measure the report's quality numbers in the features of "
                    "this classify job's model.pt instead of the shipped evaluator (numbers then carry its stamp)")
     g.add_argument("--force", action="store_true",
@@ -179,13 +189,16 @@ def dispatch(args) -> int:
 
     check_run_name(args.run)
     selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
-    if len(selected) > MAX_JOBS:
-        raise LaunchError(f"{len(selected)} jobs in one launch: at most {MAX_JOBS:,}; select fewer jobs or seeds "
+    swept = sweep.build(selected, args.sweep, args.sweep_space, args.trials, args.sweep_seed, args.set)
+    count = sum(swept.size(job.model) for job in selected) if swept else len(selected)
+    if count > MAX_JOBS:
+        raise LaunchError(f"{count:,} jobs in one launch: at most {MAX_JOBS:,}; select fewer jobs, seeds or trials "
                           "and launch the rest into the same --run afterwards (completed jobs are skipped)")
+    selected = sweep.trial_jobs(selected, swept)
     configs = {job.name: job.make_config(overrides_for(job, args)) for job in selected}
     check_other_job_settings(selected, args)
     if args.plan or args.dry_run:
-        show_plan(selected, configs, outputs, args)
+        show_plan(selected, configs, outputs, args, swept)
         if args.plan:
             return 0
     if args.dry_run:
@@ -193,6 +206,8 @@ def dispatch(args) -> int:
 
         return dry_run(selected, configs, outputs / DRY_RUN_DIR / args.run)
     out = run_dir(outputs, args.run)
+    if swept is not None and (why := sweep.refusal(out, swept)):
+        raise LaunchError(why)
     preflight.check_flags(selected, configs, out, local=args.local, nproc=args.nproc, pack=args.pack,
                           gpus_per_node=args.gpus_per_node, nodes=args.nodes)
     available, unavailable = preflight.set_aside_unavailable(selected, configs)
@@ -202,6 +217,8 @@ def dispatch(args) -> int:
         preflight.check_data(selected, configs, local=args.local)
 
     def announce() -> None:  # what the launch decided, said once every check has passed
+        if swept is not None:
+            sweep.record(out, swept, selected)
         for name, reason in unavailable.items():
             console.print(f"[yellow]{name}: skipped, {reason}[/]", highlight=False)
         for line in notes:
@@ -319,9 +336,9 @@ def check_run_name(run: str) -> str:
     return run
 
 
-def show_plan(selected: list[jobs.Job], configs: dict, outputs: Path, args) -> None:
+def show_plan(selected: list[jobs.Job], configs: dict, outputs: Path, args, swept=None) -> None:
     """--plan/--dry-run: what the launch into --run would train (completed jobs skipped, partial ones resumed)
-    and what it costs."""
+    and what it costs; a sweep's trials per model."""
     from slurm.plan import estimate, print_plan
 
     if args.slots is not None and args.slots < 1:
@@ -331,6 +348,11 @@ def show_plan(selected: list[jobs.Job], configs: dict, outputs: Path, args) -> N
         rows = estimate(selected, configs, outputs, args.plan_device, run_dir=outputs / args.run, force=args.force)
     except ValueError as err:
         raise LaunchError(str(err)) from None
+    if swept is not None:
+        seeds = len({split_seed(job.name)[1] for job in selected})
+        console.print("sweep: " + ", ".join(f"{model} {swept.size(model)} trial{'s' * (swept.size(model) > 1)}"
+                                            for model in swept.dims) + f"; x {seeds} seed{'s' * (seeds > 1)}",
+                      highlight=False)
     print_plan(rows, args.plan_device, args.slots or args.array_parallelism, console, pack=args.pack)
 
 

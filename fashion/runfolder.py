@@ -28,6 +28,8 @@ LOG_LINES = 40
 # Seed k > 0 of job X is the job (and folder) ``X.seed<k>``; seed 0 keeps the plain name, so runs without
 # seeds stay valid.
 SEED_NAME = re.compile(r"^(?P<base>.+)\.seed(?P<seed>[1-9]\d*)$")
+# Trial ``tNNN`` / grid point ``gNN`` of a sweep over model X is the job ``X.tNNN`` (jobs/sweep.py).
+TRIAL_NAME = re.compile(r"^(?P<model>.+?)\.(?P<trial>(?:g\d+\.)?t\d+|g\d+)$")
 # Families whose jobs draw samples/epoch_NNN.png every epoch.
 SAMPLING_FAMILIES = frozenset({"gan", "vae", "colorize"})
 
@@ -48,6 +50,13 @@ def split_seed(name: str) -> tuple[str, int]:
     """(model, seed) of a job name: ``gan/gan.seed2`` -> ("gan/gan", 2), ``gan/gan`` -> ("gan/gan", 0)."""
     match = SEED_NAME.match(name)
     return (match["base"], int(match["seed"])) if match else (name, 0)
+
+
+def split_trial(name: str) -> tuple[str, str, int]:
+    """(model, trial, seed) of a job name: ``gan/gan.t007.seed2`` -> ("gan/gan", "t007", 2); no trial: ""."""
+    base, seed = split_seed(name)
+    match = TRIAL_NAME.match(base)
+    return (match["model"], match["trial"], seed) if match else (base, "", seed)
 
 
 def seeds_by_model(items: Iterable, name: Callable = str) -> dict[str, list]:

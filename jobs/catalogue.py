@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fashion import runfolder
-from fashion.runfolder import split_seed
+from fashion.runfolder import split_seed, split_trial
 from fashion.task import ConfigError, Task, TrainConfig
 
 @dataclass(frozen=True)
@@ -53,15 +53,17 @@ class Job:
 
     @property
     def model(self) -> str:
-        """The catalogue name this job is a seed of (``gan/gan`` for ``gan/gan.seed2``)."""
-        return split_seed(self.name)[0]
+        """The catalogue name this job is a seed or a sweep trial of (``gan/gan`` for ``gan/gan.t007.seed2``)."""
+        return split_trial(self.name)[0]
 
     def with_seed(self, seed: int) -> "Job":
-        """This job trained from ``seed``: its own name (and folder) unless seed is 0."""
+        """This job (a catalogue job or a sweep trial) trained from ``seed``: its own name (and folder) unless
+        seed is 0."""
         if seed < 0:
             raise ValueError(f"seed {seed}: seeds are 0 or more")
-        base = CATALOGUE.get(self.model, self)
-        name = base.name if seed == 0 else f"{base.name}.seed{seed}"
+        stem = split_seed(self.name)[0]
+        base = CATALOGUE.get(stem, self)  # a trial keeps its settings, which are its own defaults
+        name = stem if seed == 0 else f"{stem}.seed{seed}"
         return dataclasses.replace(base, name=name, defaults={**base.defaults, "seed": seed})
 
 
@@ -84,12 +86,15 @@ def suites() -> list[str]:
 
 
 def get(name: str) -> Job:
-    """A catalogue job by name; ``X.seed<k>`` is seed k of job X."""
-    base, seed = split_seed(name)
+    """A catalogue job by name; ``X.seed<k>`` is seed k of job X, ``X.t007`` a sweep trial of it (its task
+    and resources; its settings are in the run's sweep.json and its config)."""
     if name in CATALOGUE:
         return CATALOGUE[name]
-    if base in CATALOGUE and seed:
-        return CATALOGUE[base].with_seed(seed)
+    model, trial, seed = split_trial(name)
+    if model in CATALOGUE and (trial or seed):
+        job = CATALOGUE[model]
+        job = dataclasses.replace(job, name=f"{model}.{trial}") if trial else job
+        return job.with_seed(seed) if seed else job
     raise KeyError(f"unknown job {name!r}; `python launch.py --list` shows the catalogue")
 
 
@@ -162,11 +167,12 @@ def parse_values(config_class: type, raw: dict[str, str], job_name: str = "") ->
     for key, text in raw.items():
         if key not in fields:
             raise ConfigError(f"{job_name}: unknown setting {key!r}. Valid settings: {', '.join(fields)}")
-        values[key] = _convert(hints[key], text, key)
+        values[key] = convert(hints[key], text, key)
     return values
 
 
-def _convert(kind, text, key):
+def convert(kind, text, key):
+    """A setting's text as its config type (``true``/``yes``/``1`` for a bool, ``a,b`` for a tuple)."""
     if not isinstance(text, str):
         return text
     try:

@@ -21,6 +21,7 @@ from jobs.preflight import fate
 
 FIGURES = Path(__file__).resolve().parents[1] / "benchmarks" / "figures.toml"
 TRAIN_IMAGES = 60_000  # Fashion-MNIST's training split
+MOST_ROWS = 40  # past this (a sweep), the table has a row per model
 
 
 @dataclass
@@ -93,7 +94,7 @@ def estimate(jobs, configs: dict, outputs: Path, device: str, figures: dict | No
         measured = measured_rate(outputs, job.name, device, config.batch_size)
         if measured:
             rate, source = measured[0], f"{measured[1]} earlier run{'s' if measured[1] > 1 else ''}"
-        elif (model := runfolder.split_seed(job.name)[0]) in table:  # every seed of a model runs at its speed
+        elif (model := runfolder.split_trial(job.name)[0]) in table:  # its seeds and trials run at its speed
             rate, source = table[model], "benchmark figure"
         elif table:
             rate, source = statistics.median(table.values()), "guess: median of figures"
@@ -149,12 +150,23 @@ def print_plan(rows: list[Estimate], device: str, slots: int | None, console, pa
     from rich.table import Table
 
     table = Table(title=f"plan on {device} (training loop only)")
-    for col, justify in (("job", "left"), ("images", "right"), ("images/s", "right"), ("minutes", "right"),
-                         ("from", "left"), ("in the run", "left")):
-        table.add_column(col, justify=justify)
-    for r in rows:
-        table.add_row(r.job, f"{r.images:,}", f"{r.images_per_s:.0f}", f"{r.minutes:.1f}", r.source,
-                      r.done.split(":")[0])
+    if len(rows) > MOST_ROWS:  # a sweep: one row per model, its trials and seeds counted
+        for col, justify in (("model", "left"), ("jobs", "right"), ("to train", "right"), ("minutes", "right"),
+                             ("from", "left")):
+            table.add_column(col, justify=justify)
+        by_model: dict[str, list[Estimate]] = {}
+        for r in rows:
+            by_model.setdefault(runfolder.split_trial(r.job)[0], []).append(r)
+        for model, group in by_model.items():
+            table.add_row(model, str(len(group)), str(sum(1 for r in group if r.images)),
+                          f"{sum(r.minutes for r in group):.1f}", ", ".join(sorted({r.source for r in group})))
+    else:
+        for col, justify in (("job", "left"), ("images", "right"), ("images/s", "right"), ("minutes", "right"),
+                             ("from", "left"), ("in the run", "left")):
+            table.add_column(col, justify=justify)
+        for r in rows:
+            table.add_row(r.job, f"{r.images:,}", f"{r.images_per_s:.0f}", f"{r.minutes:.1f}", r.source,
+                          r.done.split(":")[0])
     console.print(table)
     for r in rows:
         if r.done.startswith(("set aside: ", "refused: ")):
