@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from fashion import runfolder
-from fashion.report import collect, page, stats, summary
+from fashion.report import collect, page, stats, summary, sweep
 from fashion.report.quality import Quality, Unmeasured
 from fashion.runfolder import REPORT_DIR, JobFolder
 
@@ -63,6 +63,7 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
         try:
             if points := quality.fid_curve(job):
                 curves[job.name] = points
+                row["best_snapshot_fid"] = min(p["fid"] for p in points)
         except Exception as err:
             row["note"] = "; ".join(filter(None, [row.get("note"), f"no FID curve: {type(err).__name__}: {err}"]))
         if job.errors:
@@ -100,15 +101,26 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
     header["models"], header["fid_ranking"] = models, ranked
     if left_out := stats.not_ranked(models):
         header["not ranked"] = "; ".join(left_out)
+    swept = sweep.view(run_dir, models)
+    budget_plot = None
+    if swept is not None:
+        header["sweep"] = swept
+        budget_plot = sweep.plot_budget_curves(swept, report_dir / "sweep_budget.png")
     header["statistics"] = (f"per model over its seeds: mean ± std and a {stats.CONFIDENCE:.0%} Student-t interval; "
                             f"each model's FID against the best by {stats.TEST_NAME}, with a "
                             f"{stats.CONFIDENCE:.0%} interval for the difference, p-values {stats.CORRECTION}-adjusted "
                             f"over the comparisons, at {stats.ALPHA:.0%} (a model needs 2 seeds to be tested)")
     summary.write_summaries(report_dir, run_dir.name, header, rows)
     summary.write_model_summaries(report_dir, models, ranked)
-    index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked)
+    if swept is not None:
+        summary.write_sweep(report_dir, swept)
+    index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked,
+                        sweep=swept, budget_plot=budget_plot)
     console.print(summary.rich_table(run_dir.name, rows))
     console.print(summary.rich_models(models, ranked))
+    if swept is not None:
+        console.print("sweep at an equal budget:", *(f"  {line}" for line in summary.sweep_lines(swept)), sep="\n",
+                      highlight=False, markup=False)
     console.print(f"evaluator: {header['evaluator']}", highlight=False, markup=False)
     console.print(f"report: {index}  (also summary.md, summary.csv, summary.json)", highlight=False)
     return 0

@@ -20,7 +20,7 @@ ALPHA = 0.05
 TEST_NAME = "Welch's t-test over seeds"
 CORRECTION = "Holm"
 # Columns of the table that are compared across seeds; own numbers (test accuracy, ELBO...) come on top.
-QUALITY_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc")
+QUALITY_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc", "best_snapshot_fid")
 
 
 def summarize(values: list[float], confidence: float = CONFIDENCE) -> dict:

@@ -50,6 +50,7 @@ COLUMNS = (
     Column("coverage", "coverage", "{:.3f}", "high"),
     Column("is", "IS", "{:.2f}", "high"),
     Column("cond_acc", "cond. acc", "{:.1%}", "high"),
+    Column("best_snapshot_fid", "best snapshot FID", "{:.2f}", "low", terminal=False),
     Column("note", "note"),
     Column("losses", "final losses", terminal=False),
     Column("own", "own metrics", terminal=False),
@@ -210,3 +211,38 @@ def rich_models(models: list[dict], ranked: list[dict]):
     lines = ranking_lines(ranked) or ["no model has an FID yet"]
     return Group(table, "which differences are real (FID vs the best model):",
                  *(f"  {escape(line)}" for line in lines))
+
+
+def sweep_lines(swept: dict) -> list[str]:
+    """The sweep at an equal budget: per model its trials and best trial, then the models ranked by it."""
+    lines = []
+    for model, entry in swept["models"].items():
+        best = next((t for t in entry["trials"] if t["best"]), None)
+        said = (f"best {best['trial']}, FID {best['fid']['mean']:.2f} over {best['fid']['n']} seed(s), "
+                + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["settings"].items())
+                if best else "no trial measured yet")
+        lines.append(f"{model}: {entry['measured']} of {len(entry['trials'])} trials measured; {said}")
+    if not swept["equal_budget"]:
+        lines.append("budgets differ (" + ", ".join(f"{m} {n}" for m, n in swept["budgets"].items())
+                     + " measured trials): the comparison is not at an equal budget yet")
+    return lines + ["", "Best trials ranked (the best trial is picked after looking: retrain it with --best-of):"] \
+        + (ranking_lines(swept["ranking"]) or ["no trial has an FID yet"])
+
+
+def write_sweep(report_dir: Path, swept: dict) -> list[Path]:
+    """sweep.csv: one row per trial (its settings, FID over its seeds, best snapshot FID); summary.md: the
+    equal-budget comparison."""
+    rows = []
+    for model, entry in swept["models"].items():
+        for t in entry["trials"]:
+            fid, snap = t["fid"] or {}, t["best_snapshot_fid"] or {}
+            rows.append({"model": model, "trial": t["trial"], **{k: t["settings"].get(k, "") for k in entry["keys"]},
+                         "fid_mean": _plain(fid.get("mean")) if fid else "",
+                         "fid_std": _plain(fid.get("std")) if fid.get("std") is not None else "",
+                         "seeds": fid.get("n", 0), "best_snapshot_fid": _plain(snap.get("mean")) if snap else "",
+                         "best": t["best"]})
+    written = [artifacts.write_csv(report_dir / "sweep.csv", rows)] if rows else []
+    path = report_dir / "summary.md"
+    text = ["", "## Sweep: models at an equal search budget", ""] + sweep_lines(swept)
+    written.append(artifacts.write_text(path, path.read_text() + "\n".join(text) + "\n"))
+    return written
