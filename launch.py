@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "--list -v prints it); --sweep dimensions override its keys")
     w.add_argument("--sweep-seed", type=int, default=0, metavar="S",
                    help="seeds the trials' draws (default 0): the same seed draws the same settings")
+    w.add_argument("--best-of", metavar="RUN", help="retrain each swept model's best trial of RUN (its report) from "
+                   "--seeds into --run (default RUN-best): the search's confirmation")
     g.add_argument("--classifier", metavar="PATH", help="measure the report's quality numbers in the features of "
                    "this classify job's model.pt instead of the shipped evaluator (numbers then carry its stamp)")
     g.add_argument("--force", action="store_true",
@@ -100,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pack", type=int, default=1, metavar="N",
                    help="train N jobs at once in one SLURM job (or, with --local, side by side here): "
                         "small jobs fill a GPU; 1-GPU, 1-node jobs only")
-    g.add_argument("-v", "--verbose", action="store_true", help="--list: show every config field")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="--list: every config field and the sweep spaces; --status: every job of a large run")
 
     d = p.add_argument_group("--sample RUN/JOB (uses --outputs, --seed and, for colorize's test images, --data-dir)")
     d.add_argument("-n", type=int, default=100, help="images to draw (colorize: test images to colour)")
@@ -162,7 +165,7 @@ def dispatch(args) -> int:
     if args.status is not None:
         from slurm.status import show_status
 
-        return show_status(run_dir(outputs, args.status, must_exist=True))
+        return show_status(run_dir(outputs, args.status, must_exist=True), args.verbose)
     if args.cancel is not None:
         from slurm.status import cancel_run
 
@@ -187,9 +190,15 @@ def dispatch(args) -> int:
     if args.publish is not None:
         return publish(run_dir(outputs, args.publish, must_exist=True), Path(args.out or PUBLISH_DIR), args.force)
 
+    picked, source, swept = None, None, None
+    if args.best_of is not None:
+        source = run_dir(outputs, args.best_of, must_exist=True)
+        picked, provenance = best_of_flags(args, seeds, source)
+        selected = sweep.best_jobs(picked, seeds)
+    else:
+        selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
+        swept = sweep.build(selected, args.sweep, args.sweep_space, args.trials, args.sweep_seed, args.set)
     check_run_name(args.run)
-    selected = jobs.select(["all"] if args.all else (args.jobs or [DEFAULT_JOB]), seeds or [0])
-    swept = sweep.build(selected, args.sweep, args.sweep_space, args.trials, args.sweep_seed, args.set)
     count = sum(swept.size(job.model) for job in selected) if swept else len(selected)
     if count > MAX_JOBS:
         raise LaunchError(f"{count:,} jobs in one launch: at most {MAX_JOBS:,}; select fewer jobs, seeds or trials "
@@ -206,7 +215,7 @@ def dispatch(args) -> int:
 
         return dry_run(selected, configs, outputs / DRY_RUN_DIR / args.run)
     out = run_dir(outputs, args.run)
-    if swept is not None and (why := sweep.refusal(out, swept)):
+    if why := (sweep.refusal(out, swept) if swept else sweep.best_refusal(out, picked, source) if picked else ""):
         raise LaunchError(why)
     preflight.check_flags(selected, configs, out, local=args.local, nproc=args.nproc, pack=args.pack,
                           gpus_per_node=args.gpus_per_node, nodes=args.nodes)
@@ -219,6 +228,8 @@ def dispatch(args) -> int:
     def announce() -> None:  # what the launch decided, said once every check has passed
         if swept is not None:
             sweep.record(out, swept, selected)
+        if picked is not None:
+            sweep.record_best(out, picked, provenance)
         for name, reason in unavailable.items():
             console.print(f"[yellow]{name}: skipped, {reason}[/]", highlight=False)
         for line in notes:
@@ -251,6 +262,20 @@ def dispatch(args) -> int:
                       before_submit=lambda: (announce(), preflight.move_aside(replace, out)))
     except SlurmError as err:
         raise LaunchError(str(err)) from None
+
+
+def best_of_flags(args, seeds: list[int] | None, source: Path):
+    """--best-of RUN: each swept model's best trial there (and where it came from), retrained from --seeds
+    into --run (default RUN-best)."""
+    if args.sweep or args.sweep_space or args.trials is not None or args.jobs or args.all:
+        raise LaunchError(f"--best-of {args.best_of} picks the jobs (each model's best trial): drop job names, "
+                          "--all, --sweep, --sweep-space and --trials")
+    if not seeds:
+        raise LaunchError(f"--best-of {args.best_of}: give the seeds to retrain each best trial from, e.g. "
+                          "--seeds 100,101,102,103,104 (seeds the sweep did not use give an unbiased estimate)")
+    if args.run == "default":
+        args.run = f"{args.best_of}-best"
+    return sweep.best_of(source)
 
 
 def publish(run: Path, dest: Path, force: bool) -> int:
@@ -394,6 +419,13 @@ def print_catalogue(verbose: bool, seeds: list[int] | None = None, patterns: lis
             for name, _, doc in field_docs(job.config_class):
                 fields.add_row(name, repr(getattr(config, name)), doc)
             console.print(fields)
+        spaces = Table(title="sweep spaces (--sweep-space NAME): dimensions per suite and per model")
+        for col in ("space", "for", "dimensions (as --sweep takes them)"):
+            spaces.add_column(col)
+        for name, space in sweep.SPACES.items():
+            for where, dims in space.items():
+                spaces.add_row(name, where, "; ".join(dims))
+        console.print(spaces)
     return 0
 
 

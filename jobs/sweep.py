@@ -214,6 +214,8 @@ def build(selected: list[Job], texts: list[str], space: str | None, trials: int 
             raise SweepError(f"--trials {trials}: there is nothing to draw; add --sweep KEY=loguniform(A,B) (or "
                              "another range) or --sweep-space NAME")
         return None
+    if seed < 0:
+        raise SweepError(f"--sweep-seed {seed}: seeds are 0 or more")
     given = [parse_dim(text) for text in texts]
     models = list(dict.fromkeys(job.model for job in selected))
     by_model = {job.model: job for job in selected}
@@ -329,3 +331,64 @@ def refusal(run_dir: Path, sweep: Sweep) -> str:
         return ""
     return (f"{run_dir}: {'; '.join(problems)}. Trials of two spaces would not be one search: repeat the earlier "
             "space (more --trials add trials to it), or sweep into a new --run")
+
+
+def best_of(run_dir: Path) -> tuple[dict[str, Trial], dict]:
+    """Each swept model's best trial in a run's report (its settings copied from the run's sweep.json), and
+    where they came from: the protocol's last step retrains them from new seeds."""
+    run_dir = Path(run_dir)
+    summary = artifacts.read_json(run_dir / "report" / "summary.json")
+    spec = artifacts.read_json(run_dir / SWEEP_FILE)
+    if not isinstance(spec, dict) or not spec.get("models"):
+        raise SweepError(f"--best-of {run_dir.name}: {run_dir} holds no sweep (no {SWEEP_FILE}); give a run "
+                         "launched with --sweep")
+    if not isinstance(summary, dict) or not summary.get("sweep"):
+        raise SweepError(f"--best-of {run_dir.name}: no report of its sweep yet; run `python launch.py --aggregate "
+                         f"{run_dir.name}` first (with the same --outputs)")
+    picked, provenance = {}, {"run": str(run_dir), "evaluator": summary.get("evaluator"), "trials": {}}
+    for model, entry in summary["sweep"]["models"].items():
+        best = next((t for t in entry["trials"] if t["best"]), None)
+        if best is None:
+            continue
+        settings = spec["models"][model]["trials"][best["trial"]]
+        picked[model] = Trial(model, best["trial"], settings)
+        provenance["trials"][model] = {"trial": best["trial"], "fid": best["fid"], "stamp": best["stamp"],
+                                       "measured_trials": entry["measured"], "space": entry["space"]}
+    if not picked:
+        raise SweepError(f"--best-of {run_dir.name}: no trial of its sweep has an FID yet; wait for its jobs, "
+                         "aggregate, then pick")
+    return picked, provenance
+
+
+def best_jobs(picked: dict[str, Trial], seeds: list[int]) -> list[Job]:
+    """Each picked trial as a job of its own settings, from every seed."""
+    from jobs.catalogue import get
+
+    return [dataclasses.replace(get(trial.name), defaults=dict(trial.settings)).with_seed(seed)
+            for trial in picked.values() for seed in seeds]
+
+
+def record_best(run_dir: Path, picked: dict[str, Trial], provenance: dict) -> Path:
+    """The confirming run's sweep.json: the picked trials, their spaces and where they came from."""
+    path = Path(run_dir) / SWEEP_FILE
+    old = artifacts.read_json(path, {}) or {}
+    models = {**old.get("models", {}), **{model: {"space": provenance["trials"][model]["space"],
+                                                   "trials": {trial.id: trial.settings}}
+                                           for model, trial in picked.items()}}
+    return artifacts.write_json(path, {**old, "models": models, "best_of": provenance})
+
+
+def best_refusal(run_dir: Path, picked: dict[str, Trial], source: Path) -> str:
+    """Why the picked trials cannot go into ``run_dir`` (it confirms another run's, or other trials), or ''."""
+    old = artifacts.read_json(Path(run_dir) / SWEEP_FILE, {}) or {}
+    if Path(run_dir).resolve() == Path(source).resolve():
+        return f"--best-of {source.name}: give a new --run for the confirming jobs (the sweep's own run keeps its trials)"
+    earlier = (old.get("best_of") or {}).get("run")
+    if old.get("models") and earlier != str(source):
+        return f"{run_dir} already holds {'the best trials of ' + earlier if earlier else 'a sweep'}; use a new --run"
+    for model, trial in picked.items():
+        held = old.get("models", {}).get(model, {}).get("trials", {})
+        if held and trial.id not in held:
+            return (f"{run_dir} confirms {model}.{next(iter(held))}, and {source.name}'s best is now {trial.id}; "
+                    "use a new --run")
+    return ""

@@ -64,9 +64,11 @@ def count_gpus(gres: str) -> int:
 class Cluster:
     """The partitions and nodes ``scontrol`` reports, and the checks of a request against them."""
 
-    def __init__(self, partitions: list[Partition], nodes: list[Node]):
+    def __init__(self, partitions: list[Partition], nodes: list[Node], max_array_size: int | None = None):
         self.partitions = {p.name: p for p in partitions}
         self.nodes = nodes
+        self.max_array_size = max_array_size
+        "Jobs one array may hold (MaxArraySize); None: unknown."
 
     @classmethod
     def query(cls) -> "Cluster":
@@ -89,7 +91,8 @@ class Cluster:
             if "NodeName" in f:
                 nodes.append(Node(f["NodeName"], int(f.get("CPUTot", 0) or 0), int(f.get("RealMemory", 0) or 0),
                                   count_gpus(f.get("Gres", "")), tuple(f.get("Partitions", "").split(","))))
-        return cls(partitions, nodes)
+        size = re.search(r"^MaxArraySize\s*=\s*(\d+)", slurm_command("scontrol", "show", "config"), re.M)
+        return cls(partitions, nodes, int(size[1]) if size else None)
 
     def fit(self, request: Request) -> tuple[Request, list[str]]:
         """The request checked against the partition's nodes: a job's own defaults are lowered to what the

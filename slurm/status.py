@@ -17,6 +17,8 @@ from slurm.queue import ACTIVE_STATES, SLURM_FILE, job_states, latest_ids
 # A pipe or a log file has no width: give tables room instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 LOG_LINES = 15
+MOST_ROWS = 40  # past this many jobs (a sweep), one row per model unless -v
+MOST_FAILURES = 10
 FAILED_STATES = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
 
 
@@ -54,8 +56,9 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def show_status(run_dir: Path) -> int:
-    """Print one row per job: SLURM id and state, our state, epochs, last losses, speed, outputs folder."""
+def show_status(run_dir: Path, verbose: bool = False) -> int:
+    """Print one row per job: SLURM id and state, our state, epochs, last losses, speed, outputs folder; in a
+    run of more than MOST_ROWS jobs (a sweep) one row per model unless ``verbose``, failures in full either way."""
     run_dir = Path(run_dir)
     folders = job_folders(run_dir)
     subs = submissions(run_dir)
@@ -68,12 +71,13 @@ def show_status(run_dir: Path) -> int:
         console.print(f"[yellow]SLURM states unknown, showing what the job folders say: {problem}[/]",
                       highlight=False)
 
-    table = Table(title=f"run {run_dir.name}")
+    summary = len(folders) > MOST_ROWS and not verbose
+    table = Table(title=f"run {run_dir.name}" + (f": {len(folders)} jobs by model (-v: every job)" if summary else ""))
     for col in ("job", "seed", "SLURM", "state", "epoch", "s/epoch"):
         table.add_column(col, no_wrap=True)
     for col in ("last losses", "outputs"):
         table.add_column(col, overflow="fold")
-    failures = []
+    failures, by_model = [], {}
     for name, folder in folders.items():
         status, slurm_id = statuses[name], ids.get(name, "")
         slurm_state = states.get(slurm_id, "") if slurm_id else ""
@@ -92,6 +96,10 @@ def show_status(run_dir: Path) -> int:
                   "interrupted": "yellow"}.get(state, "red")
         speed = status.get("seconds_per_epoch")
         progress = f"{done}/{epochs or '?'}"
+        model = by_model.setdefault(runfolder.split_trial(name)[0], {"jobs": 0, "states": {}, "done": 0, "epochs": 0})
+        model["jobs"] += 1
+        model["states"][state] = model["states"].get(state, 0) + 1
+        model["done"], model["epochs"] = model["done"] + int(done or 0), model["epochs"] + int(epochs or 0)
         if state == "running" and status.get("step") and status.get("steps"):
             progress += f" (step {status['step']}/{status['steps']})"
         table.add_row(name, str(runfolder.split_seed(name)[1]), f"{slurm_id} {slurm_state}".strip(), f"[{colour}]{state}[/]",
@@ -100,12 +108,23 @@ def show_status(run_dir: Path) -> int:
         # A pack's SLURM state is every member's: a member that completed in a failed pack did not fail.
         if state in ("failed", "diverged", "corrupt") or (slurm_state in FAILED_STATES and state != "completed"):
             failures.append((name, status, slurm_state))
+    if summary:
+        table = Table(title=table.title)
+        for col in ("model", "jobs", "states", "epochs done"):
+            table.add_column(col)
+        for model, m in by_model.items():
+            counts = ", ".join(f"{n} {state}" for state, n in sorted(m["states"].items()))
+            table.add_row(model, str(m["jobs"]), counts, f"{m['done']}/{m['epochs']}")
     if report:
-        table.add_row("(report)", "", f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip(), "", "", "",
-                      "", _shown(run_dir / "report"))
+        report_state = f"{report['slurm_id']} {states.get(report['slurm_id'], '')}".strip()
+        table.add_row(*(("(report)", "", report_state, "") if summary else
+                        ("(report)", "", report_state, "", "", "", "", _shown(run_dir / "report"))))
     console.print(table)
 
-    for name, status, slurm_state in failures:
+    shown = failures[:MOST_FAILURES] if summary else failures
+    if len(shown) < len(failures):
+        console.print(f"[red]{len(failures)} jobs failed; the first {len(shown)} below (-v: every one)[/]")
+    for name, status, slurm_state in shown:
         source, detail = runfolder.log_tail(run_dir, name, status, LOG_LINES)
         title = f"{name}: {status.get('state')}{f' / SLURM {slurm_state}' if slurm_state else ''} ({source})"
         console.print(Panel(detail, title=title, title_align="left", border_style="red"), markup=False)

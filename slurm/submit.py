@@ -55,14 +55,18 @@ def launch(todo, configs: dict, run_dir: Path, flags: SlurmFlags, console, skipp
             groups.setdefault(unit_request, []).append(unit)
     for note, names in notes.items():
         console.print(f"[dim]{note} ({_names(list(dict.fromkeys(names)))})[/]", highlight=False)
+    arrays = split_arrays(groups, cluster.max_array_size)
+    if len(arrays) > len(groups):
+        console.print(f"[dim]arrays of more than {cluster.max_array_size} jobs split in {len(arrays)} arrays "
+                      f"(the cluster's MaxArraySize)[/]", highlight=False)
 
     run_name = run_dir.name
-    for request, group in groups.items():
+    for request, group in arrays:
         sbatch_test_only(request, f"fashion-{run_name}", len(group), group_words(group))
     report = None
     report_options = None
     if flags.aggregate:
-        report, _ = cluster.fit(report_request(next(iter(groups)), profile))
+        report, _ = cluster.fit(report_request(arrays[0][0], profile))
         sbatch_test_only(report, f"fashion-{run_name}-report", 1, "the report job")
         report_options = check_report_options(profile.get("report", {}), profile_name)
         if flags.classifier:  # the launcher's --classifier: the report measures with that model
@@ -71,7 +75,7 @@ def launch(todo, configs: dict, run_dir: Path, flags: SlurmFlags, console, skipp
     if before_submit is not None:
         before_submit()
 
-    submission = submit(groups, report, configs, run_dir, profile_name, skipped or {}, report_options)
+    submission = submit(arrays, report, configs, run_dir, profile_name, skipped or {}, report_options)
     print_submission(console, submission, run_dir)
     return 0
 
@@ -101,7 +105,13 @@ def group_words(group: list[list]) -> str:
     return f"the array of {len(group)} jobs ({names[0]}, ...)"
 
 
-def submit(groups: dict[Request, list], report: Request | None, configs: dict, run_dir: Path,
+def split_arrays(groups: dict[Request, list], most: int | None) -> list[tuple[Request, list]]:
+    """Each group of SLURM jobs with one request as arrays of at most ``most`` (the cluster's MaxArraySize)."""
+    size = most or max((len(g) for g in groups.values()), default=1)
+    return [(request, group[i:i + size]) for request, group in groups.items() for i in range(0, len(group), size)]
+
+
+def submit(arrays: list[tuple[Request, list]], report: Request | None, configs: dict, run_dir: Path,
            profile_name: str, skipped: dict, report_options: ReportOptions | None = None) -> dict:
     """Submit the groups held, record ids and log paths, then release them. A run has one report, built
     after all of its jobs: the new report job waits for these and for every job of the run still active,
@@ -125,7 +135,7 @@ def submit(groups: dict[Request, list], report: Request | None, configs: dict, r
         replaced = hold_pending([i for i, state in reports.items() if state == "PENDING"])
         earlier += [i for i in reports if i not in replaced]  # a report already running finishes first
     try:
-        for request, group in groups.items():
+        for request, group in arrays:
             executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=request.max_requeues,
                                               python=request.python)
             params = request.executor_parameters()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from fashion import artifacts
 from fashion.report import stats
-from fashion.runfolder import split_trial
 
 SWEEP_FILE = "sweep.json"
 BAND = (0.1, 0.9)
@@ -104,8 +103,3 @@ def plot_budget_curves(sweep: dict, path: Path) -> Path | None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return artifacts.save_figure(fig, path)
-
-
-def trial_of(job: str) -> str:
-    """The trial id of a job name ('' for a job that is no trial)."""
-    return split_trial(job)[1]

@@ -1,0 +1,171 @@
+"""Sweeps: trials drawn reproducibly from a space, one job per (model, trial, seed), the run's sweep.json, the
+report's equal-budget view, and --best-of."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+import jobs
+import launch
+from conftest import ROOT
+from fashion.data import load_fashion
+from fashion.measure import Yardstick
+from fashion.report.sweep import best_of_budget
+from jobs import sweep
+
+_spec = importlib.util.spec_from_file_location("collate", ROOT / "benchmarks" / "collate.py")
+collate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(collate)
+
+
+def drawn(*texts, trials=None, space=None, seed=0, names=("gan/gan",), seeds=(0,)):
+    selected = jobs.select(list(names), list(seeds))
+    swept = sweep.build(selected, list(texts), space, trials, seed, [])
+    return sweep.trial_jobs(selected, swept)
+
+
+def test_the_same_space_seed_and_trial_number_draw_the_same_settings():
+    first = drawn("lr_g=loguniform(1e-5,1e-2)", "beta1=uniform(0,1)", trials=4)
+    again = drawn("beta1=uniform(0,1)", "lr_g=loguniform(1e-5,1e-2)", trials=4)  # the order given does not matter
+    assert [j.defaults for j in first] == [j.defaults for j in again]
+    other = drawn("lr_g=loguniform(1e-5,1e-2)", "beta1=uniform(0,1)", trials=4, seed=1)
+    assert [j.defaults for j in first] != [j.defaults for j in other]
+
+
+def test_more_trials_keep_the_earlier_ones_and_add_new_ones():
+    ten, twenty = drawn("lr_g=loguniform(1e-5,1e-2)", trials=10), drawn("lr_g=loguniform(1e-5,1e-2)", trials=20)
+    assert [(j.name, j.defaults) for j in twenty[:10]] == [(j.name, j.defaults) for j in ten]
+    assert [j.name for j in twenty[10:12]] == ["gan/gan.t010", "gan/gan.t011"]
+
+
+def test_draws_fall_in_their_ranges_and_log_uniform_spreads_over_decades():
+    trials = drawn("lr_g=loguniform(1e-5,1e-2)", "n_critic=int(1,5)", "beta1=choice(0.0,0.5)", trials=200)
+    lrs = [j.defaults["lr_g"] for j in trials]
+    assert all(1e-5 <= v <= 1e-2 for v in lrs)
+    assert 1e-4 < statistics.median(lrs) < 1e-3  # log-uniform: the median is the geometric middle, 3.2e-4
+    assert {j.defaults["n_critic"] for j in trials} == {1, 2, 3, 4, 5}
+    assert {j.defaults["beta1"] for j in trials} == {0.0, 0.5}
+
+
+def test_a_grid_times_random_trials_times_seeds_names_every_job():
+    names = [j.name for j in drawn("lr_g=1e-4,2e-4", "beta1=uniform(0,1)", trials=2, seeds=(0, 1))]
+    assert names == ["gan/gan.g00.t000", "gan/gan.g00.t000.seed1", "gan/gan.g00.t001", "gan/gan.g00.t001.seed1",
+                     "gan/gan.g01.t000", "gan/gan.g01.t000.seed1", "gan/gan.g01.t001", "gan/gan.g01.t001.seed1"]
+    grid = drawn("lr_g=1e-4,2e-4", "beta1=uniform(0,1)", trials=2)
+    assert [j.defaults["lr_g"] for j in grid] == [1e-4, 1e-4, 2e-4, 2e-4]
+    assert grid[0].defaults["beta1"] == grid[2].defaults["beta1"]  # every grid point gets the same draws
+
+
+def test_a_tied_key_takes_one_draw_and_a_job_prefix_sweeps_that_model_alone():
+    trials = drawn("lr_g+lr_d=loguniform(1e-5,1e-2)", "gan/wgan_gp:gp_weight=1,10", trials=2,
+                   names=("gan/gan", "gan/wgan_gp"))
+    assert all(j.defaults["lr_g"] == j.defaults["lr_d"] for j in trials)
+    assert [j.name for j in trials if j.model == "gan/gan"] == ["gan/gan.t000", "gan/gan.t001"]
+    assert [j.defaults["gp_weight"] for j in trials if j.model == "gan/wgan_gp"] == [1.0, 1.0, 10.0, 10.0]
+
+
+def test_a_trial_job_is_found_by_name_with_its_task_and_the_catalogue_model():
+    job = jobs.get("gan/wgan_gp.g01.t003.seed2")
+    assert job.task is jobs.get("gan/wgan_gp").task and job.model == "gan/wgan_gp"
+    assert job.name == "gan/wgan_gp.g01.t003.seed2" and job.defaults["seed"] == 2
+
+
+def test_the_lucic_space_covers_the_gans_with_their_own_weights():
+    dims = {d.keys: d.text for d in sweep.space_of(jobs.get("gan/wgan_gp"), "lucic")}
+    assert dims[("lr_g", "lr_d")] == "lr_g+lr_d=loguniform(1e-05,0.01)" and ("gp_weight",) in dims
+    with pytest.raises(sweep.SweepError, match="no dimensions for vae/conv"):
+        sweep.space_of(jobs.get("vae/conv"), "lucic")
+
+
+@pytest.mark.parametrize("values, budget, expected", [
+    ([3.0, 1.0, 2.0], 1, 2.0),  # the mean
+    ([3.0, 1.0, 2.0], 2, 4 / 3),  # pairs (3,1), (3,2), (1,2): best 1, 2, 1
+    ([3.0, 1.0, 2.0], 3, 1.0),  # the minimum
+    ([4.0, 1.0, 3.0, 2.0], 2, (1 + 1 + 1 + 2 + 2 + 3) / 6),
+])
+def test_the_best_within_a_budget_is_the_expected_minimum_over_every_subset(values, budget, expected):
+    assert best_of_budget(values, budget)["expected"] == pytest.approx(expected)
+
+
+def test_the_band_of_the_best_within_a_budget_holds_its_quantiles():
+    # 10 trials 1..10, budget 1: each is the best with chance 1/10; the 10% and 90% quantiles are 1 and 9.
+    curve = best_of_budget([float(v) for v in range(10, 0, -1)], 1)
+    assert (curve["low"], curve["high"]) == (1.0, 9.0)
+    curve = best_of_budget([float(v) for v in range(1, 11)], 10)
+    assert curve["low"] == curve["high"] == curve["expected"] == 1.0
+    assert sum(math.comb(10 - i, 2) for i in range(1, 11)) == math.comb(10, 3)  # the chances sum to one
+
+
+@pytest.fixture(scope="module")
+def swept_run(tmp_path_factory, fake_data_module):
+    """A run of 3 GANs x 4 trials x 2 seeds whose jobs measured themselves (synthetic, benchmarks/collate.py),
+    aggregated."""
+    outputs = tmp_path_factory.mktemp("outputs")
+    yardstick = Yardstick.shipped(load_fashion().test.images)
+    collate.make_run(outputs / "sweep", models=3, trials=4, seeds=2, yardstick=yardstick)
+    assert launch.main(["--aggregate", "sweep", "--outputs", str(outputs)]) == 0
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def fake_data_module(tmp_path_factory):
+    from conftest import make_fake_fashion
+
+    folder = make_fake_fashion(tmp_path_factory.mktemp("data") / "fashion-mnist")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FASHION_MNIST_DIR", str(folder))
+        yield folder
+
+
+def test_the_report_shows_each_trial_and_ranks_the_models_by_their_best_trials(swept_run):
+    summary = json.loads((swept_run / "sweep/report/summary.json").read_text())
+    view = summary["sweep"]
+    assert list(view["models"]) == ["gan/gan", "gan/lsgan", "gan/wgan"] and view["equal_budget"]
+    trials = view["models"]["gan/gan"]["trials"]
+    best = min(trials, key=lambda t: t["fid"]["mean"])
+    assert [t["best"] for t in trials].count(True) == 1 and best["best"] and best["fid"]["n"] == 2
+    assert len(view["models"]["gan/gan"]["budget_curve"]) == 4
+    assert [r["model"] for r in view["ranking"]][0] == "gan/gan"  # its synthetic FIDs are the lowest
+    page = (swept_run / "sweep/report/index.html").read_text()
+    assert 'id="sweep"' in page and "sweep_budget.png" in page and (swept_run / "sweep/report/sweep.csv").is_file()
+
+
+def test_best_of_retrains_each_best_trial_from_new_seeds_and_records_where_it_came_from(swept_run, capsys):
+    view = json.loads((swept_run / "sweep/report/summary.json").read_text())["sweep"]
+    code = launch.main(["--best-of", "sweep", "--seeds", "5,6", "--plan", "--outputs", str(swept_run)])
+    out = capsys.readouterr().out
+    assert code == 0 and "6 jobs to train" in out
+    picked, provenance = sweep.best_of(swept_run / "sweep")
+    assert {m: t.id for m, t in picked.items()} == {m: e["best"] for m, e in view["models"].items()}
+    retrained = sweep.best_jobs(picked, [5, 6])
+    assert [j.name for j in retrained][:2] == [f"gan/gan.{picked['gan/gan'].id}.seed{s}" for s in (5, 6)]
+    assert retrained[0].defaults == {**picked["gan/gan"].settings, "seed": 5}
+    spec = json.loads((swept_run / "sweep/sweep.json").read_text())
+    assert all(t.settings == spec["models"][m]["trials"][t.id] for m, t in picked.items())
+    assert provenance["run"].endswith("sweep") and set(provenance["trials"]) == set(picked)
+    record = sweep.record_best(swept_run / "sweep-best", picked, provenance)
+    assert json.loads(record.read_text())["best_of"]["trials"]["gan/gan"]["trial"] == picked["gan/gan"].id
+
+
+def test_a_sweep_into_a_run_swept_over_another_space_is_refused(fake_fashion_dir, tmp_path, capsys):
+    base = ["gan/gan", "--outputs", str(tmp_path), "--run", "s", "--local", "--no-data-check"]
+    selected = jobs.select(["gan/gan"], [0])
+    swept = sweep.build(selected, ["lr_g=loguniform(1e-5,1e-2)"], None, 2, 0, [])
+    sweep.record(tmp_path / "s", swept, sweep.trial_jobs(selected, swept))
+    assert launch.main(base + ["--sweep", "lr_g=loguniform(1e-4,1e-2)", "--trials", "2"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "was swept over lr_g=loguniform(1e-05,0.01), now over lr_g=loguniform(0.0001,0.01)" in out
+    assert sweep.refusal(tmp_path / "s", sweep.build(selected, ["lr_g=loguniform(1e-5,1e-2)"], None, 5, 0, [])) == ""
+
+
+def test_a_large_sweep_is_planned_in_one_row_per_model(tmp_path, capsys):
+    code = launch.main(["gans", "--sweep-space", "lucic", "--trials", "100", "--seeds", "3", "--plan",
+                        "--outputs", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "3000 jobs to train" in out and "gan/wgan_gp.t099" not in out
+    assert "sweep: gan/acgan 100 trials" in " ".join(out.split())
