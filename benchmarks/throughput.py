@@ -7,6 +7,8 @@
             (``fast=False``: torch's default kernels and allocator)
   fast      the same bare step with the fast path on, as jobs run by default (fused optimiser steps; on the
             CPU, glibc's malloc keeping freed buffers)
+  compiled  the fast step with the training networks compiled (config ``compile``: torch.compile, CUDA
+            graphs on a GPU; compiling happens in the warm-up steps)
   loop      fit's epoch loop (fashion.training.train_epoch: seeded batches, status ticks, loss summary)
   job       a whole short job: ``fit`` for one epoch of ``--job-steps`` steps on the real data, timed from
             the call to its return (data loading, networks, per-epoch and final pictures, snapshot,
@@ -44,7 +46,7 @@ from fashion.task import Noise, prepare_task
 from fashion.training import fit, train_epoch
 from fashion.writer import StatusTicker, Writer
 
-MODES = ("baseline", "step", "fast", "loop", "job")
+MODES = ("baseline", "step", "fast", "compiled", "loop", "job")
 
 
 def synthetic(n: int = 4096) -> Dataset:
@@ -59,8 +61,8 @@ def bench_config(name: str, args, **changes):
                                precision=args.precision, cpu=args.cpu, **changes)
 
 
-def build(name: str, data: Dataset, args, fast: bool = True):
-    config = bench_config(name, args, limit_batches=args.steps, fast=fast)
+def build(name: str, data: Dataset, args, fast: bool = True, compile: bool = False):
+    config = bench_config(name, args, limit_batches=args.steps, fast=fast, compile=compile)
     prepare_process(config)  # as a job's process does (each mode runs in its own interpreter)
     acc = make_accelerator(config, REGISTRY[name].auto_precision)
     data = Dataset(data.train.to(acc.device), data.test.to(acc.device))
@@ -72,9 +74,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_step(name, data, args, fast: bool) -> float:
-    """The bare step: slices of tensors already on the device, no bookkeeping."""
-    config, acc, task = build(name, data, args, fast)
+def time_step(name, data, args, fast: bool, compile: bool = False) -> float:
+    """The bare step: slices of tensors already on the device, no bookkeeping (compiling happens in warm-up)."""
+    config, acc, task = build(name, data, args, fast, compile)
     images, labels = task.data.train.images, task.data.train.labels
     noise, n, bs = Noise(acc.device, 0), len(images), config.batch_size
 
@@ -197,6 +199,7 @@ def one_mode(mode: str, name: str, args) -> dict:
     run = {"baseline": lambda: time_baseline(name, data_dir, args),
            "step": lambda: time_step(name, data, args, fast=False),
            "fast": lambda: time_step(name, data, args, fast=True),
+           "compiled": lambda: time_step(name, data, args, fast=True, compile=True),
            "loop": lambda: time_loop(name, data, args)}[mode]
     return {"value": run(), "outside": None}
 
@@ -300,7 +303,7 @@ def main(argv=None) -> int:
         if args.json:
             print(json.dumps({**r, "device": device, "precision": args.precision, "batch": args.batch_size}))
     Console().print(table)
-    for mode, to in (("fast", "step"), ("loop", "fast"), ("job", "fast")):
+    for mode, to in (("fast", "step"), ("compiled", "fast"), ("loop", "fast"), ("job", "fast")):
         ratios = [text for r in rows if (text := paired_ratio(r, mode, to))]
         if ratios:
             Console().print(f"{mode} / {to}{' per round, median [range]' if args.repeats > 1 else ''}: "

@@ -47,7 +47,7 @@ def load_checkpoint(job_dir) -> dict | None:
 # kernels the same algorithm runs (fast): changing them leaves the model and its training untouched, so a
 # resumed job takes the new value.
 NEUTRAL_KEYS = frozenset({"data_dir", "photo_dir", "download", "snapshot_every", "snapshot_samples", "eval_samples",
-                          "log_with", "fast"})
+                          "log_with", "fast", "compile"})
 
 
 class ChangedSettings(RuntimeError):

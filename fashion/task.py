@@ -18,6 +18,8 @@ from fashion.data import Dataset, load_fashion
 from fashion.trackers import tracker_problem
 
 PRECISIONS = ("auto", "no", "bf16", "fp16")
+COMPILE_OPTIONS: dict = {}
+"More torch.compile keywords (the tests choose a backend that compiles in seconds)."
 
 
 class ConfigError(ValueError):
@@ -58,7 +60,10 @@ class TrainConfig:
     "Experiment trackers, comma-separated accelerate names (tensorboard, wandb, mlflow, aim, ...); '' is off."
     fast: bool = True
     ("The fast path: fused optimiser steps, backward only into the stepped parameters and, on the CPU, an "
-     "allocator that keeps freed buffers (README, Speed).")
+     "allocator that keeps freed buffers (docs/performance.md).")
+    compile: bool = False
+    ("torch.compile the training networks (on CUDA with CUDA graphs); a network a gradient penalty "
+     "differentiates twice stays eager. The same model on other kernels (docs/performance.md).")
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):  # every family's float settings: inf/nan would train garbage
@@ -123,6 +128,8 @@ class Task:
     "Names of the label values (default: the Fashion-MNIST classes, or 'code i' for codes)."
     auto_precision = "bf16"
     "What precision=auto means on a GPU with bf16 (fp32 elsewhere)."
+    eager_nets: tuple[str, ...] = ()
+    "Networks differentiated twice (a gradient penalty): compiled graphs have no double backward."
     global_batchnorm = False
     "Under DDP, BatchNorm statistics cover the global batch (fashion/batchnorm.py), not each rank's share."
 
@@ -170,7 +177,8 @@ class Task:
         return [p for group in self.opts[opt].param_groups for p in group["params"] if p.requires_grad]
 
     def unwrap(self, name: str) -> nn.Module:
-        return self.acc.unwrap_model(self.nets[name])
+        """The plain network (no DDP or compiled wrapper): for pictures, samples and state dicts."""
+        return self.acc.unwrap_model(self.nets[name], keep_torch_compile=False)
 
     def after_epoch(self, epoch: int, means: dict[str, float]) -> dict[str, float]:
         """Every rank, before the checkpoint: react to the epoch's means (reduced over ranks); returns values
@@ -226,5 +234,10 @@ def prepare_task(task: Task, acc) -> Task:
     prepared = prepared if isinstance(prepared, (list, tuple)) else [prepared]
     for (owner, name), obj in zip(slots, prepared):
         owner[name] = obj
+    if task.config.compile:
+        # CUDA graphs replay a whole step's kernels in one launch: the step is launch-bound on a GPU.
+        options = {"mode": "reduce-overhead"} if acc.device.type == "cuda" else {}
+        task.nets = {n: net if n in task.eager_nets else torch.compile(net, **options, **COMPILE_OPTIONS)
+                     for n, net in task.nets.items()}
     return task
 

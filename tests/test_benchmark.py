@@ -19,10 +19,11 @@ def test_every_mode_gives_a_figure_and_the_job_mode_runs_a_whole_job(fake_fashio
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [r["model"] for r in rows] == ["gan", "began"]
     for r in rows:
-        for mode in ("baseline", "step", "fast", "loop", "job"):
+        for mode in ("baseline", "step", "fast", "compiled", "loop", "job"):
             assert r[mode] > 0, (r["model"], mode)
         assert r["job_outside_loop_s"] > 0
     assert "fast / step: gan" in out and "loop / fast: gan" in out and "job / fast: gan" in out
+    assert "compiled / fast: gan" in out
 
 
 def test_job_mode_can_be_skipped(fake_fashion_dir, capsys) -> None:
@@ -34,7 +35,8 @@ def test_job_mode_can_be_skipped(fake_fashion_dir, capsys) -> None:
 
 def test_repeats_give_medians_of_interleaved_rounds_and_paired_ratios(fake_fashion_dir, capsys, monkeypatch) -> None:
     """The arithmetic of rounds, on made-up figures (the modes themselves run in the test above)."""
-    figures = {"baseline": [100, 300, 200], "step": [110, 330, 220], "fast": [200, 400, 100], "loop": [190, 300, 99]}
+    figures = {"baseline": [100, 300, 200], "step": [110, 330, 220], "fast": [200, 400, 100],
+               "compiled": [400, 400, 400], "loop": [190, 300, 99]}
     order = []
 
     def fake(argv, mode, name):
@@ -45,7 +47,7 @@ def test_repeats_give_medians_of_interleaved_rounds_and_paired_ratios(fake_fashi
     assert throughput.main(["--gans", "gan", "--job-steps", "0", "--repeats", "3", "--json"]) == 0
     out = capsys.readouterr().out
     row = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
-    assert order == ["baseline", "step", "fast", "loop"] * 3  # interleaved, round by round
-    assert [row[m] for m in ("baseline", "step", "fast", "loop")] == [200, 220, 200, 190]
+    assert order == ["baseline", "step", "fast", "compiled", "loop"] * 3  # interleaved, round by round
+    assert [row[m] for m in ("baseline", "step", "fast", "compiled", "loop")] == [200, 220, 200, 400, 190]
     assert "loop / fast per round, median [range]: gan 0.950 [0.750-0.990]" in out
     assert "fast / step per round, median [range]: gan 1.212 [0.455-1.818]" in out

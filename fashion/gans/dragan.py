@@ -23,6 +23,8 @@ class DRAGANConfig(GANConfig):
 class DRAGAN(GAN):
     config_class = DRAGANConfig
 
+    eager_nets = ("D",)  # its penalty differentiates D twice
+
     def build_discriminator(self):
         return Discriminator(norm="layer")
 

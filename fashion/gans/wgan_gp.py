@@ -23,6 +23,8 @@ class WGANGPConfig(GANConfig):
 class WGAN_GP(GAN):
     config_class = WGANGPConfig
 
+    eager_nets = ("D",)  # its penalty differentiates D twice
+
     def build_discriminator(self):
         return Discriminator(norm="layer")
 
