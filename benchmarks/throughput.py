@@ -219,13 +219,14 @@ def measure(name: str, argv: list[str], args) -> dict:
     rounds = []
     for _ in range(args.repeats):
         row = {"job": None, "job_outside_loop_s": None}
-        for mode in ("job", *MODES[:-1]) if args.job_steps else MODES[:-1]:
+        for mode in [m for m in ("job", *MODES[:-1]) if m in args.modes and (m != "job" or args.job_steps)]:
             result = in_own_process(argv, mode, name)
             row[mode] = result["value"]
             if mode == "job":
                 row["job_outside_loop_s"] = result["outside"]
         rounds.append(row)
-    medians = {key: median([r[key] for r in rounds if r[key] is not None]) for key in rounds[0]}
+    keys = ("job", "job_outside_loop_s", *MODES)
+    medians = {key: median([r[key] for r in rounds if r.get(key) is not None]) for key in keys}
     return {"model": name, **medians, "rounds": rounds}
 
 
@@ -242,7 +243,7 @@ def median(values: list[float]) -> float | None:
 
 def paired_ratio(row: dict, mode: str, to: str = "fast") -> str:
     """``mode / to`` of each round (the two ran minutes apart at most): the median, and the range if several."""
-    ratios = [r[mode] / r[to] for r in row["rounds"] if r[mode]]
+    ratios = [r[mode] / r[to] for r in row["rounds"] if r.get(mode) and r.get(to)]
     if not ratios:
         return ""
     spread = f" [{min(ratios):.3f}-{max(ratios):.3f}]" if len(ratios) > 1 else ""
@@ -263,11 +264,16 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=1,
                    help="rounds of every mode, interleaved; figures are medians, ratios paired per round")
     p.add_argument("--json", action="store_true", help="also print one JSON line per model")
+    p.add_argument("--modes", default=",".join(MODES), help=f"modes to time, comma-separated (default: {','.join(MODES)}; "
+                   "baseline is always timed: every figure is a ratio to it)")
     p.add_argument("--only", choices=MODES, help=argparse.SUPPRESS)  # one mode of one GAN: what measure() runs
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats {args.repeats}: give 1 or more rounds")
+    args.modes = {"baseline", *(m.strip() for m in args.modes.split(",") if m.strip())}
+    if unknown_modes := args.modes - set(MODES):
+        p.error(f"--modes: unknown {', '.join(sorted(unknown_modes))}; choose from {', '.join(MODES)}")
     names = [n.strip() for n in args.gans.split(",") if n.strip()]
     unknown = set(names) - set(REGISTRY)
     if unknown:
@@ -298,7 +304,7 @@ def main(argv=None) -> int:
         for mode in MODES[1:]:
             v = r[mode]
             cells.append(f"{v:.0f} ({v / r['baseline']:.2f}x)" if v else
-                         "n/a (needs Fashion-MNIST)" if data_dir is None else "skipped")
+                         "skipped" if mode not in args.modes or data_dir is not None else "n/a (needs Fashion-MNIST)")
         table.add_row(name, *cells)
         if args.json:
             print(json.dumps({**r, "device": device, "precision": args.precision, "batch": args.batch_size}))
