@@ -39,7 +39,7 @@ BOOKKEEPING = ("epoch", "iteration", "seconds", "images_per_s")
 ENVIRONMENT_KEYS = ("world_size", "device", "precision", "threads", "host", "slurm_job_id", "gpu")
 # metrics.json keys written by the training loop and by the report; any other number is the task's own.
 LOOP_KEYS = frozenset({"job", "state", "epochs", "seconds_per_epoch", "images_per_s", "final", *ENVIRONMENT_KEYS,
-                       "quality", "fid_curve"})
+                       "quality", "fid_curve", "measure_seconds"})
 
 __all__ = ["STATUS_FILE", "read_json", "read_status", "job_dir", "job_names", "read_job", "JobFolder",
            "read_history", "log_tail", "write_snapshot", "read_snapshot", "snapshot_files", "EvalSamples",
