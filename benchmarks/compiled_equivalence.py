@@ -52,7 +52,7 @@ def train(name: str, compile: bool, steps: int, cpu: bool) -> tuple[list[dict], 
 
 def compare(name: str, steps: int, cpu: bool) -> dict:
     eager_losses, before, eager, _ = train(name, False, steps, cpu)
-    torch._dynamo.reset()
+    torch.compiler.reset()
     compiled_losses, _, compiled, seconds = train(name, True, steps, cpu)
     loss_gap = max(abs(b[k] - a[k]) / max(abs(a[k]), 1e-6) for a, b in zip(eager_losses, compiled_losses) for k in a)
     weight_gap = max(float((compiled[n] - eager[n]).abs().max() / (eager[n] - before[n]).abs().max())

@@ -20,6 +20,18 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def default_dtype_is_restored():
+    """A test that changes torch's default dtype fails here, and the next test still starts from float32."""
+    import torch
+
+    before = torch.get_default_dtype()
+    yield
+    after = torch.get_default_dtype()
+    torch.set_default_dtype(before)
+    assert after == before, f"the test left torch's default dtype at {after}"
+
+
+@pytest.fixture(autouse=True)
 def fresh_accelerator_state():
     """Each test starts from a clean accelerate state: tests build jobs of other precisions in one process,
     which accelerate's process-wide state refuses (a job's own process builds one accelerator)."""

@@ -57,13 +57,13 @@ def assert_same_training(name):
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_a_compiled_gan_trains_as_the_eager_one(name, fake_fashion_dir, monkeypatch):
     monkeypatch.setattr(task_module, "COMPILE_OPTIONS", {"backend": "aot_eager"})
-    torch._dynamo.reset()
+    torch.compiler.reset()
     assert_same_training(name)
 
 
 @pytest.mark.slow
 def test_gan_compiled_to_generated_kernels_trains_as_the_eager_one(fake_fashion_dir):
-    torch._dynamo.reset()
+    torch.compiler.reset()
     assert_same_training("gan")
 
 

@@ -175,9 +175,13 @@ def _penalty_gradients(inputs: torch.Tensor, world: int) -> torch.Tensor:
     from fashion.gans.losses import gradient_penalty
     from fashion.gans.networks import Discriminator
 
+    default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
-    D = Discriminator()
+    try:
+        torch.manual_seed(0)
+        D = Discriminator()
+    finally:
+        torch.set_default_dtype(default)
     if world > 1:
         from jobs.runner import _export_torch_distributed
 
