@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.classify.networks import ConvClassifier, DenseClassifier, load_classifier
 from fashion.classify.task import ClassifierTask, accuracy, fgsm, fgsm_curve, shift_and_flip
 from fashion.task import ConfigError, Noise

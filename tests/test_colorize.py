@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.colorize.networks import set_bn_momentum
 from fashion.colorize.palette import (colourise, dominant_hue, grey_of, item_colours, load_coloured,
                                       nearest_palette_class)

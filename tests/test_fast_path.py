@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.gans import REGISTRY
 from fashion.runtime import make_accelerator
 from fashion.task import Noise, prepare_task

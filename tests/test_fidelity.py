@@ -6,14 +6,13 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import Interrupted, crashing, tiny
 from fashion.checkpoint import load_checkpoint
 from fashion.data import load_fashion
 from fashion.gans import REGISTRY
 from fashion.gans.losses import gradient_penalty
 from fashion.runtime import make_accelerator, resolve_precision
 from fashion.training import fit
-from test_training import crashing, Interrupted
 
 
 def build(name, **changes):

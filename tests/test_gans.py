@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.data import load_fashion, to_tanh_range
 from fashion.gans import REGISTRY
 from fashion.runtime import make_accelerator

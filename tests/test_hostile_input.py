@@ -22,7 +22,7 @@ import pytest
 
 import jobs
 import launch
-from conftest import ROOT, make_fake_fashion, tiny
+from helpers import ROOT, make_fake_fashion, tiny
 from fashion import artifacts
 from fashion.checkpoint import ChangedSettings
 from jobs import preflight

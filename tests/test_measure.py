@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion import artifacts, measure, runfolder
 from fashion.evaluator import EvaluatorError
 from fashion.measure import Stamp, Yardstick

@@ -21,7 +21,7 @@ import cloudpickle
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = pytest.mark.slurm
 CLUSTER_DIR = ROOT / "slurm" / "testcluster"

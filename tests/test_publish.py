@@ -14,7 +14,7 @@ from PIL import Image
 from rich.console import Console
 
 import jobs
-from conftest import make_fake_fashion, tiny
+from helpers import make_fake_fashion, tiny
 from fashion import artifacts
 from fashion.classify.networks import ConvClassifier, save_classifier
 from fashion.report import aggregate

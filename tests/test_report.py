@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 
 import jobs
-from conftest import make_fake_fashion, tiny
+from helpers import make_fake_fashion, tiny
 from fashion import artifacts, measure, runfolder
 from fashion.classify.networks import ConvClassifier, save_classifier
 from fashion.evaluator import read_metadata

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion import artifacts, runfolder
 from fashion.data import CLASSES
 from fashion.task import Task, TrainConfig

@@ -9,7 +9,7 @@ import torch
 
 import jobs
 import launch
-from conftest import make_fake_fashion, tiny
+from helpers import make_fake_fashion, tiny
 from fashion import artifacts
 from fashion.checkpoint import load_checkpoint
 from fashion.data import CLASSES

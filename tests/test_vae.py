@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.checkpoint import load_checkpoint
 from fashion.classify.networks import DenseClassifier, save_classifier
 from fashion.data import CLASSES, load_fashion
