@@ -1,5 +1,5 @@
-"""Shared fixtures: tiny, real IDX files written by the tests themselves. The helpers tests import are in
-helpers.py."""
+"""Shared fixtures: tiny, real IDX files written by the tests themselves, and tasks built as fit builds them.
+The helpers tests import are in helpers.py."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_fake_fashion
+from helpers import make_fake_fashion, tiny
 
 
 def pytest_configure(config):
@@ -35,3 +35,28 @@ def fake_fashion_dir(tmp_path, monkeypatch) -> Path:
     folder = make_fake_fashion(tmp_path / "fashion-mnist")
     monkeypatch.setenv("FASHION_MNIST_DIR", str(folder))
     return folder
+
+
+@pytest.fixture
+def task_factory(fake_fashion_dir):
+    """``task_factory(job_name, **changes)``: the job's task on the fake data as fit trains it: a tiny config
+    with ``changes``, the task's own automatic precision, the data cut to the config's subsets on the
+    accelerator's device, the nets and optimisers prepared (fashion/training.py's ``fit`` and ``_fit``)."""
+    import torch
+
+    import jobs
+    from fashion.runtime import make_accelerator
+    from fashion.task import prepare_task
+
+    def build(job_name: str, **changes):
+        job = jobs.get(job_name)
+        config = tiny(job.make_config(), **changes)
+        config.validate()
+        acc = make_accelerator(config, job.task.auto_precision)
+        torch.manual_seed(config.seed)
+        data = job.task.load_data(config)
+        data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
+        data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
+        return prepare_task(job.task(config, acc, data), acc)
+
+    return build

@@ -14,11 +14,9 @@ from fashion import artifacts
 from fashion.checkpoint import load_checkpoint
 from fashion.data import CLASSES
 from fashion.gans.networks import Discriminator, Generator
-from fashion.data import load_fashion
 from fashion.gans import REGISTRY
 from fashion.generator import FILE, SampleError, draw, export, load
 from fashion.recorder import network_summary
-from fashion.runtime import make_accelerator
 from fashion.training import fit
 
 RUN = "t"
@@ -60,11 +58,9 @@ def test_vae_generator_file_holds_the_decoder_only(outputs):
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_gan_s_generator_file_rebuilds_its_generator(name, fake_fashion_dir, tmp_path):
-    job = jobs.get(f"gan/{name}")
-    config = tiny(job.make_config())
-    task = job.task(config, make_accelerator(config), load_fashion())
-    spec, net = load(export(task, tmp_path, job.name))
+def test_every_gan_s_generator_file_rebuilds_its_generator(name, task_factory, tmp_path):
+    task = task_factory(f"gan/{name}")
+    spec, net = load(export(task, tmp_path, f"gan/{name}"))
     latent = task.fixed_grids[""][:4]
     with torch.no_grad():
         assert torch.equal(net(latent), task.generate(latent))
