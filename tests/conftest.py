@@ -1,5 +1,5 @@
-"""Shared fixtures: tiny, real IDX files written by the tests themselves, and tasks built as fit builds them.
-The helpers tests import are in helpers.py."""
+"""Shared fixtures: tiny, real IDX files written by the tests themselves, tasks built as fit builds them, and
+one trained job for the whole session. The helpers tests import are in helpers.py."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_fake_fashion, tiny
+from helpers import TrainedJob, data_at, fit_tiny, make_fake_fashion, tiny
 
 
 def pytest_configure(config):
@@ -60,3 +60,21 @@ def task_factory(fake_fashion_dir):
         return prepare_task(job.task(config, acc, data), acc)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def trained_data(tmp_path_factory) -> Path:
+    """The fake data set of the session's trained job, kept for the session: what builds on the job (resumes
+    it, trains a second seed beside it, reports on it) reads the same images."""
+    return make_fake_fashion(tmp_path_factory.mktemp("trained-data") / "fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def trained_job(trained_data, tmp_path_factory) -> TrainedJob:
+    """gan/cgan trained for one tiny epoch (two steps) on ``trained_data``: a finished job folder, trained once
+    a session. Tests copy it (helpers.copy_job) and never write into it."""
+    name = "gan/cgan"
+    folder = tmp_path_factory.mktemp("trained") / name
+    with data_at(trained_data):
+        config = fit_tiny(name, folder)
+    return TrainedJob(name, folder, config, trained_data)

@@ -5,12 +5,17 @@ loads each as the module ``conftest``, and an import finds whichever loaded last
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
+import os
+import shutil
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -50,6 +55,41 @@ def tiny(config, **changes):
                 eval_samples=256)
     base.update(changes)
     return dataclasses.replace(config, **base)
+
+
+@contextlib.contextmanager
+def data_at(folder: Path):
+    """Every loader reads the data set in ``folder`` (through $FASHION_MNIST_DIR) inside the block."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FASHION_MNIST_DIR", str(folder))
+        yield folder
+
+
+def fit_tiny(name: str, folder: Path, **changes):
+    """Train catalogue job ``name`` into ``folder`` with a tiny config (and ``changes``); returns the config.
+    The data: wherever $FASHION_MNIST_DIR points (see :func:`data_at`)."""
+    import jobs
+    from fashion.training import fit
+
+    job = jobs.get(name)
+    config = tiny(job.make_config(), **changes)
+    fit(job.task, config, folder, job.name)
+    return config
+
+
+class TrainedJob(NamedTuple):
+    """A finished job folder, the config that trained it and the fake data set it learnt."""
+    name: str
+    folder: Path
+    config: object
+    data: Path
+
+
+def copy_job(src: Path, dst: Path, link: bool = True) -> None:
+    """A job folder into another run; hard links spare copying the GAN's large checkpoint (every write
+    into a job folder replaces files, so the template stays as it was). A test that trains in the copy,
+    or edits a file in place, copies (``link=False``)."""
+    shutil.copytree(src, dst, copy_function=os.link if link else shutil.copy2)
 
 
 class Interrupted(Exception):
