@@ -98,7 +98,7 @@ def test_requirements_and_the_package_list_the_same_dependencies():
     assert pinned - {"pytest"} <= set(package)
 
 
-PROJECT = {"fashion", "jobs", "slurm", "launch", "tests", "conftest", "helpers", "benchmarks"}
+PROJECT = {"fashion", "jobs", "slurm", "launch", "tests", "conftest", "helpers", "cluster_helpers", "benchmarks"}
 LIBRARY_SOURCES = [p for p in SOURCES if not p.is_relative_to(ROOT / "tests")]
 
 

@@ -1,5 +1,5 @@
 """``--pack N``: several catalogue jobs trained side by side in one allocation, each with its own folder,
-status and checkpoint; locally here, then on the real local cluster (see tests/test_slurm_launch.py)."""
+status and checkpoint; locally here, then on the real local cluster (see tests/cluster/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import launch
+from cluster_helpers import a_job, run_launcher, submitted, wait_until_ended
 from slurm.requests import SlurmError, packed, resolve
 from slurm.submit import units
-from test_slurm_launch import a_job, cluster, run, run_launcher, submitted, wait_until_ended  # noqa: F401
 
 TINY = ("--epochs", "1", "--limit-batches", "2", "--batch-size", "16", "--no-aggregate")
 
