@@ -25,7 +25,7 @@ def test_a_pack_asks_for_its_members_cpus_and_memory_together_and_their_time():
     member = resolve(a_job(), {}, "", {}, {})
     pack = packed(member, 3)
     assert (pack.cpus_per_task, pack.mem, pack.time, pack.gpus_per_node) == (12, "49152M", member.time, 1)
-    assert {"cpus_per_task", "mem"} <= pack.defaults  # lowered to what a node has, not refused
+    assert {"cpus_per_task", "mem"} <= pack.lowerable  # lowered to what a node has, not refused
 
 
 def test_jobs_are_packed_n_at_a_time_and_the_last_pack_takes_the_rest():
