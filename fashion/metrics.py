@@ -9,7 +9,6 @@ The same functions give the run's references: real-vs-real (train vs test, the f
 from __future__ import annotations
 
 import contextlib
-import io
 import warnings
 from dataclasses import dataclass
 

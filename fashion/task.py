@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn

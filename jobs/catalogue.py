@@ -7,7 +7,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fashion import runfolder
 from fashion.runfolder import split_seed, split_trial
 from fashion.task import ConfigError, Task, TrainConfig
 

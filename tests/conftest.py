@@ -1,17 +1,14 @@
-"""Shared fixtures: tiny, real IDX files written by the tests themselves."""
+"""Shared fixtures: tiny, real IDX files written by the tests themselves, tasks built as fit builds them, and
+one trained job for the whole session. The helpers tests import are in helpers.py."""
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
+from helpers import TrainedJob, data_at, fit_tiny, make_fake_fashion, tiny
 
 
 def pytest_configure(config):
@@ -44,34 +41,6 @@ def fresh_accelerator_state():
         GradientState._reset_state()
 
 
-def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
-    """Write an unsigned-byte IDX file (the original Fashion-MNIST format)."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(data))
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def make_fake_fashion(folder: Path, n_train: int = 512, n_test: int = 256, seed: int = 0) -> Path:
-    """Learnable fake Fashion-MNIST: each class is a noisy bright block at its own place."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        labels = np.arange(n) % 10
-        rng.shuffle(labels)
-        images = rng.integers(0, 60, size=(n, 28, 28))
-        for i, label in enumerate(labels):
-            row, col = divmod(int(label), 5)
-            images[i, 4 + row * 12: 12 + row * 12, 2 + col * 5: 7 + col * 5] += 180
-        write_idx(folder / f"{split}-images-idx3-ubyte", images.clip(0, 255).astype(np.uint8))
-        write_idx(folder / f"{split}-labels-idx1-ubyte", labels.astype(np.uint8))
-    return folder
-
-
 @pytest.fixture
 def fake_fashion_dir(tmp_path, monkeypatch) -> Path:
     """A folder of small IDX files that every loader finds through $FASHION_MNIST_DIR."""
@@ -80,11 +49,52 @@ def fake_fashion_dir(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def tiny(config, **changes):
-    """A config shrunk for a unit test: CPU, fp32, a couple of short epochs."""
-    import dataclasses
+@pytest.fixture
+def task_factory(fake_fashion_dir):
+    """``task_factory(job_name, **changes)``: the job's task on the fake data as fit trains it: a tiny config
+    with ``changes``, the task's own automatic precision, the data cut to the config's subsets on the
+    accelerator's device, the nets and optimisers prepared (fashion/training.py's ``fit`` and ``_fit``)."""
+    import torch
 
-    base = dict(epochs=1, limit_batches=2, batch_size=16, cpu=True, precision="no", train_subset=256, test_subset=128,
-                eval_samples=256)
-    base.update(changes)
-    return dataclasses.replace(config, **base)
+    import jobs
+    from fashion.runtime import make_accelerator
+    from fashion.task import prepare_task
+
+    def build(job_name: str, **changes):
+        job = jobs.get(job_name)
+        config = tiny(job.make_config(), **changes)
+        config.validate()
+        acc = make_accelerator(config, job.task.auto_precision)
+        torch.manual_seed(config.seed)
+        data = job.task.load_data(config)
+        data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
+        data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
+        return prepare_task(job.task(config, acc, data), acc)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def trained_data(tmp_path_factory) -> Path:
+    """The fake data set of the session's trained job, kept for the session: what builds on the job (resumes
+    it, trains a second seed beside it, reports on it) reads the same images."""
+    return make_fake_fashion(tmp_path_factory.mktemp("trained-data") / "fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def module_data(trained_data) -> Path:
+    """``trained_data`` where every loader of the module looks ($FASHION_MNIST_DIR), for module-scoped
+    fixtures (the function-scoped ``fake_fashion_dir`` cannot serve them)."""
+    with data_at(trained_data):
+        yield trained_data
+
+
+@pytest.fixture(scope="session")
+def trained_job(trained_data, tmp_path_factory) -> TrainedJob:
+    """gan/cgan trained for one tiny epoch (two steps) on ``trained_data``: a finished job folder, trained once
+    a session. Tests copy it (helpers.copy_job) and never write into it."""
+    name = "gan/cgan"
+    folder = tmp_path_factory.mktemp("trained") / name
+    with data_at(trained_data):
+        config = fit_tiny(name, folder)
+    return TrainedJob(name, folder, config, trained_data)

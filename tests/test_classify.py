@@ -1,11 +1,9 @@
 """Classifiers and FGSM: the attack's two variants, the training task, the saved feature extractor."""
-import dataclasses
-
 import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.classify.networks import ConvClassifier, DenseClassifier, load_classifier
 from fashion.classify.task import ClassifierTask, accuracy, fgsm, fgsm_curve, shift_and_flip
 from fashion.task import ConfigError, Noise
@@ -107,17 +105,14 @@ def test_a_narrow_cnn_with_small_kernels_round_trips_through_save_and_load(tmp_p
     assert torch.equal(loaded.features(x), model.features(x)) and info == {"test_accuracy": 0.5}
 
 
-def test_cosine_schedule_starts_at_the_peak_and_ends_at_zero(fake_fashion_dir):
-    from fashion.data import load_fashion
-    from fashion.runtime import make_accelerator
-
-    config = tiny(jobs.get("classify/dense").make_config(), epochs=2, limit_batches=3)
-    task = ClassifierTask(config, make_accelerator(config), load_fashion())
-    assert task.learning_rate() == config.lr
+def test_cosine_schedule_starts_at_the_peak_and_ends_at_zero(task_factory):
+    task = task_factory("classify/dense", epochs=2, limit_batches=3)
+    lr = task.config.lr
+    assert task.learning_rate() == lr
     task.iteration = task.total_steps // 2
-    assert task.learning_rate() == pytest.approx(config.lr / 2)
+    assert task.learning_rate() == pytest.approx(lr / 2)
     task.iteration = task.total_steps
     assert task.learning_rate() == pytest.approx(0.0)
-    constant = ClassifierTask(dataclasses.replace(config, lr_schedule="constant"), task.acc, task.data)
+    constant = task_factory("classify/dense", epochs=2, limit_batches=3, lr_schedule="constant")
     constant.iteration = task.total_steps
-    assert constant.learning_rate() == config.lr
+    assert constant.learning_rate() == lr

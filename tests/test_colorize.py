@@ -3,13 +3,12 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.colorize.networks import set_bn_momentum
 from fashion.colorize.palette import (colourise, dominant_hue, grey_of, item_colours, load_coloured,
                                       nearest_palette_class)
 from fashion.colorize.task import ColorizeTask, colour_scores
 from fashion.data import load_fashion
-from fashion.runtime import make_accelerator
 from fashion.task import Noise
 from fashion.training import fit
 
@@ -83,17 +82,12 @@ def test_scores_of_the_ground_truth_and_of_a_wrong_colouring():
     assert shifted["colour_class_accuracy"] == 0 and shifted["mean_colour_error"] > 10
 
 
-def build(**changes):
-    config = tiny(jobs.get("colorize/dcgan").make_config(), width=8, **changes)
-    return ColorizeTask(config, make_accelerator(config), ColorizeTask.load_data(config))
-
-
 def snapshot(module):
     return [p.detach().clone() for p in module.parameters()]
 
 
-def test_one_step_gives_finite_losses_and_moves_both_networks(fake_fashion_dir):
-    task = build()
+def test_one_step_gives_finite_losses_and_moves_both_networks(task_factory):
+    task = task_factory("colorize/dcgan", width=8)
     g0, d0 = snapshot(task.nets["G"]), snapshot(task.nets["D"])
     terms = task.train_step(task.data.train.images[:16], task.data.train.labels[:16], Noise("cpu", 0))
     assert {"D.real", "D.fake", "G.adv", "G.l1"} <= set(terms)
@@ -102,8 +96,8 @@ def test_one_step_gives_finite_losses_and_moves_both_networks(fake_fashion_dir):
         assert any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
 
 
-def test_generator_maps_grey_to_rgb_in_tanh_range(fake_fashion_dir):
-    task = build()
+def test_generator_maps_grey_to_rgb_in_tanh_range(task_factory):
+    task = task_factory("colorize/dcgan", width=8)
     out = task.nets["G"](torch.rand(5, 1, 28, 28) * 2 - 1)
     assert out.shape == (5, 3, 28, 28) and out.abs().max() <= 1
 

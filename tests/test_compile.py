@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion import task as task_module
 from fashion.data import load_fashion
 from fashion.gans import REGISTRY

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REAL_DATA, make_fake_fashion, write_idx
+from helpers import REAL_DATA, make_fake_fashion, write_idx
 from fashion import data
 from fashion.data import DataError, epoch_batches, find_data_dir, load_fashion, read_idx
 

@@ -11,11 +11,11 @@ import pytest
 import submitit
 import torch
 
-from conftest import ROOT, tiny
+from helpers import ROOT, tiny
 
 # The worker processes cannot import tests/: ship these test helpers by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-cloudpickle.register_pickle_by_value(sys.modules["conftest"])
+cloudpickle.register_pickle_by_value(sys.modules["helpers"])
 
 
 def _train_every_gan_on_two_ranks(data_dir: str, steps: int) -> dict:

@@ -7,7 +7,7 @@ import tomllib
 import pytest
 import torch
 
-from conftest import REAL_DATA, ROOT
+from helpers import REAL_DATA, ROOT
 from fashion.evaluator import METADATA, WEIGHTS, EvaluatorError, load_evaluator, read_metadata, stamp
 from fashion.evaluator.network import EvalNet
 

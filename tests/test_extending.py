@@ -3,7 +3,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 HINGE = '''"""Hinge GAN: margin losses for D, -D(G(z)) for G."""
 import torch.nn.functional as F

@@ -17,25 +17,17 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.gans import REGISTRY
-from fashion.runtime import make_accelerator
-from fashion.task import Noise, prepare_task
+from fashion.task import Noise
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs CUDA; the CPU case runs on every machine"))]
 
 
-def build(job: str, device: str = "cpu", **changes):
-    config = tiny(jobs.get(job).make_config(), cpu=device == "cpu", **changes)
-    acc = make_accelerator(config)
-    task_class = jobs.get(job).task
-    return prepare_task(task_class(config, acc, task_class.load_data(config)), acc)
-
-
-def losses(job: str, fast: bool, device: str, steps: int = 4) -> list[dict[str, float]]:
+def losses(task_factory, job: str, fast: bool, device: str, steps: int = 4) -> list[dict[str, float]]:
     torch.manual_seed(0)
-    task = build(job, device, fast=fast)
+    task = task_factory(job, cpu=device == "cpu", fast=fast)
     images, labels = task.data.train.images.to(task.device), task.data.train.labels.to(task.device)
     noise, bs = Noise(task.device, 0), task.config.batch_size
     return [{k: v.item() for k, v in task.train_step(images[i * bs:(i + 1) * bs], labels[i * bs:(i + 1) * bs],
@@ -44,8 +36,8 @@ def losses(job: str, fast: bool, device: str, steps: int = 4) -> list[dict[str, 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("job", ["gan/gan", "gan/wgan_gp", "gan/began", "classify/cnn", "colorize/dcgan"])
-def test_the_fast_path_tracks_the_eager_losses_over_the_first_steps(job, device, fake_fashion_dir):
-    eager, fast = losses(job, False, device), losses(job, True, device)
+def test_the_fast_path_tracks_the_eager_losses_over_the_first_steps(job, device, task_factory):
+    eager, fast = losses(task_factory, job, False, device), losses(task_factory, job, True, device)
     assert eager[0], "no loss terms"
     for step, (e, f) in enumerate(zip(eager, fast)):
         assert f == pytest.approx(e, rel=1e-4, abs=1e-6), f"step {step}"
@@ -53,18 +45,18 @@ def test_the_fast_path_tracks_the_eager_losses_over_the_first_steps(job, device,
 
 @pytest.mark.parametrize("job, fused", [("gan/gan", True), ("classify/cnn", True), ("classify/dense", True),
                                         ("colorize/dcgan", True), ("vae/conv", True), ("vae/cond", False)])
-def test_the_fast_path_steps_with_fused_kernels_where_torch_has_them(job, fused, fake_fashion_dir):
+def test_the_fast_path_steps_with_fused_kernels_where_torch_has_them(job, fused, task_factory):
     """Adam and SGD have fused kernels; RMSprop (vae/cond) has none and keeps torch's default."""
     for fast in (True, False):
-        task = build(job, fast=fast)
+        task = task_factory(job, fast=fast)
         assert {name: bool(opt.optimizer.defaults.get("fused")) for name, opt in task.opts.items()} == \
                {name: fast and fused for name in task.opts}, (job, fast)
 
 
-def g_step(job: str, fast: bool) -> tuple[dict, dict]:
+def g_step(task_factory, job: str, fast: bool) -> tuple[dict, dict]:
     """One G update from freshly seeded nets: G's gradients, and what it left in D's (cleared before)."""
     torch.manual_seed(0)
-    task = build(job, fast=fast)
+    task = task_factory(job, fast=fast)
     labels = task.data.train.labels[:task.config.batch_size]
     noise = Noise(task.device, 0)
     latent = task.latent(labels, noise)
@@ -77,10 +69,10 @@ def g_step(job: str, fast: bool) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize("gan", sorted(REGISTRY))
 def test_with_the_fast_path_the_g_step_backpropagates_into_g_alone_with_bitwise_the_same_gradient(
-        gan, fake_fashion_dir):
+        gan, task_factory):
     """The reference's G step also computes D's weight gradients and throws them away; the fast path skips them."""
-    eager_g, eager_d = g_step(f"gan/{gan}", fast=False)
-    fast_g, fast_d = g_step(f"gan/{gan}", fast=True)
+    eager_g, eager_d = g_step(task_factory, f"gan/{gan}", fast=False)
+    fast_g, fast_d = g_step(task_factory, f"gan/{gan}", fast=True)
     assert any(g is not None for g in eager_d.values()), "the full backward fills D's gradients"
     assert all(g is None for g in fast_d.values()), [n for n, g in fast_d.items() if g is not None]
     assert fast_g.keys() == eager_g.keys() and all(g is not None for g in fast_g.values())

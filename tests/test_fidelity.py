@@ -6,19 +6,12 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import Interrupted, crashing, tiny
 from fashion.checkpoint import load_checkpoint
-from fashion.data import load_fashion
 from fashion.gans import REGISTRY
 from fashion.gans.losses import gradient_penalty
-from fashion.runtime import make_accelerator, resolve_precision
+from fashion.runtime import resolve_precision
 from fashion.training import fit
-from test_training import crashing, Interrupted
-
-
-def build(name, **changes):
-    config = tiny(jobs.get(f"gan/{name}").make_config(), **changes)
-    return REGISTRY[name](config, make_accelerator(config), load_fashion())
 
 
 def affine_rank_of_reconstructions(task, n=80):
@@ -28,17 +21,17 @@ def affine_rank_of_reconstructions(task, n=80):
     return torch.linalg.matrix_rank(recon - recon.mean(0), rtol=1e-6).item()
 
 
-def test_ebgan_reconstructions_are_not_confined_to_the_32_dimensional_code_subspace(fake_fashion_dir):
+def test_ebgan_reconstructions_are_not_confined_to_the_32_dimensional_code_subspace(task_factory):
     # The reference decoder has a ReLU after its FC layer; without it code -> image is affine.
-    assert affine_rank_of_reconstructions(build("ebgan")) > 32
+    assert affine_rank_of_reconstructions(task_factory("gan/ebgan")) > 32
 
 
-def test_began_keeps_the_reference_linear_decoder(fake_fashion_dir):
-    assert affine_rank_of_reconstructions(build("began")) <= 32
+def test_began_keeps_the_reference_linear_decoder(task_factory):
+    assert affine_rank_of_reconstructions(task_factory("gan/began")) <= 32
 
 
-def test_ebgan_generator_energy_reaches_the_image_only_through_d_reconstruction(fake_fashion_dir):
-    task = build("ebgan")
+def test_ebgan_generator_energy_reaches_the_image_only_through_d_reconstruction(task_factory):
+    task = task_factory("gan/ebgan")
     with torch.no_grad():  # D now reconstructs every image as the same constant: no path through D
         task.D.decode.weight.zero_()
         task.D.decode.bias.fill_(0.3)
@@ -47,8 +40,8 @@ def test_ebgan_generator_energy_reaches_the_image_only_through_d_reconstruction(
     assert fake.grad.abs().max().item() == 0.0
 
 
-def test_began_halves_both_learning_rates_after_an_epoch_whose_mean_m_did_not_improve(fake_fashion_dir):
-    task = build("began")
+def test_began_halves_both_learning_rates_after_an_epoch_whose_mean_m_did_not_improve(task_factory):
+    task = task_factory("gan/began")
     lrs = lambda: [g["lr"] for opt in task.opts.values() for g in opt.param_groups]
     assert task.after_epoch(1, {"M": 0.30}) == {"lr_g": 2e-4, "lr_d": 2e-4} and lrs() == [2e-4, 2e-4]
     task.after_epoch(2, {"M": 0.25})  # improved: unchanged
@@ -108,33 +101,32 @@ def test_auto_precision_is_bf16_for_the_other_families_on_a_gpu_that_has_it():
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_a_penalised_d_has_no_batchnorm_and_the_others_keep_the_references(name, fake_fashion_dir):
+def test_a_penalised_d_has_no_batchnorm_and_the_others_keep_the_references(name, task_factory):
     # A gradient penalty is a per-sample gradient norm; BatchNorm makes each sample's output depend on the batch.
-    task = build(name)
+    task = task_factory(f"gan/{name}")
     batchnorms = [m for m in task.D.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
     penalised = hasattr(task.config, "gp_weight")
     autoencoder = name in ("ebgan", "began")  # their D never had BatchNorm where it would matter (networks.py)
     assert (not batchnorms) if penalised or autoencoder else len(batchnorms) == 2
 
 
-def test_batchnorm_scale_starts_at_one_and_shift_at_zero(fake_fashion_dir):
+def test_batchnorm_scale_starts_at_one_and_shift_at_zero(task_factory):
     # torch 0.4, which the reference ran on, drew the scale from U(0, 1); torch's own default since, and the
     # BatchNorm paper's, is the identity.
-    task = build("gan")
+    task = task_factory("gan/gan")
     norms = [m for net in (task.G, task.D) for m in net.modules()
              if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
     assert norms and all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)
 
 
 @pytest.mark.parametrize("name", ["gan", "wgan"])
-def test_g_runs_once_per_iteration_so_its_batchnorm_statistics_move_once(name, fake_fashion_dir):
+def test_g_runs_once_per_iteration_so_its_batchnorm_statistics_move_once(name, task_factory):
     from fashion.task import Noise
 
-    task = build(name)
-    data = load_fashion()
+    task = task_factory(f"gan/{name}")
     tracked = next(m for m in task.G.modules() if isinstance(m, torch.nn.BatchNorm1d)).num_batches_tracked
     for step in range(task.config.n_critic):
-        task.train_step(data.train.images[:16], data.train.labels[:16], Noise("cpu", step))
+        task.train_step(task.data.train.images[:16], task.data.train.labels[:16], Noise("cpu", step))
     assert tracked.item() == task.config.n_critic  # the reference: one more on each G step (same z, same G)
 
 
@@ -147,13 +139,13 @@ def test_the_critic_schedule_counts_iterations_across_epochs(fake_fashion_dir, t
     assert [int(r["iteration"]) for r in rows if r.get("G")] == [5]
 
 
-def test_supervised_infogan_samples_and_measures_every_class_it_asks_for(fake_fashion_dir):
+def test_supervised_infogan_samples_and_measures_every_class_it_asks_for(task_factory):
     from fashion.data import NUM_CLASSES
     from fashion.task import Noise
 
-    task = build("infogan", supervised=True)
+    task = task_factory("gan/infogan", supervised=True)
     images, labels = task.metric_samples(200, Noise("cpu", 0))
     assert task.label_kind == "class" and set(labels.tolist()) == set(range(NUM_CLASSES))
-    unsupervised = build("infogan")
+    unsupervised = task_factory("gan/infogan")
     assert unsupervised.label_kind == "code"
     assert task.generator_spec()["conditional"] and not unsupervised.generator_spec()["conditional"]

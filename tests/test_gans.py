@@ -2,20 +2,9 @@
 import pytest
 import torch
 
-import jobs
-from conftest import tiny
-from fashion.data import load_fashion, to_tanh_range
+from fashion.data import to_tanh_range
 from fashion.gans import REGISTRY
-from fashion.runtime import make_accelerator
 from fashion.task import Noise
-
-
-def build(name, **changes):
-    config = tiny(jobs.get(f"gan/{name}").make_config(), **changes)
-    acc = make_accelerator(config)
-    data = load_fashion()
-    task = REGISTRY[name](config, acc, data)
-    return task, data
 
 
 def snapshot(module):
@@ -27,9 +16,9 @@ def changed(before, module):
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_one_step_gives_finite_losses_and_updates_the_right_network(name, fake_fashion_dir):
-    task, data = build(name)
-    images, labels = data.train.images[:64], data.train.labels[:64]
+def test_one_step_gives_finite_losses_and_updates_the_right_network(name, task_factory):
+    task = task_factory(f"gan/{name}")
+    images, labels = task.data.train.images[:64], task.data.train.labels[:64]
     g0, d0 = snapshot(task.G), snapshot(task.D)
     terms = task.train_step(images, labels, Noise("cpu", 0))
     assert terms and all(torch.isfinite(v) for v in terms.values()), terms
@@ -41,8 +30,8 @@ def test_one_step_gives_finite_losses_and_updates_the_right_network(name, fake_f
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_grids_and_metric_samples_are_images_in_range(name, fake_fashion_dir):
-    task, _ = build(name)
+def test_grids_and_metric_samples_are_images_in_range(name, task_factory):
+    task = task_factory(f"gan/{name}")
     for latent in task.fixed_grids.values():
         assert task.generate(latent).shape == (100, 1, 28, 28)
     images, labels = task.metric_samples(30, Noise("cpu", 0))
@@ -55,43 +44,43 @@ def test_registry_holds_the_ten_reference_gans():
                                 "wgan", "wgan_gp"]
 
 
-def test_wgan_clips_every_critic_weight(fake_fashion_dir):
-    task, data = build("wgan")
-    task.train_step(data.train.images[:64], data.train.labels[:64], Noise("cpu", 0))
+def test_wgan_clips_every_critic_weight(task_factory):
+    task = task_factory("gan/wgan")
+    task.train_step(task.data.train.images[:64], task.data.train.labels[:64], Noise("cpu", 0))
     assert max(p.abs().max().item() for p in task.D.parameters()) <= task.config.clip + 1e-7
 
 
 @pytest.mark.parametrize("name", ["wgan_gp", "dragan"])
-def test_a_penalised_d_loss_draws_its_penalty_points_from_the_noise_it_is_given(name, fake_fashion_dir):
+def test_a_penalised_d_loss_draws_its_penalty_points_from_the_noise_it_is_given(name, task_factory):
     # No train_step has run: the hook reads no per-step state, and equal noise gives equal penalty points.
-    task, data = build(name)
-    real, fake = to_tanh_range(data.train.images[:8]), torch.rand(8, 1, 28, 28) * 2 - 1
+    task = task_factory(f"gan/{name}")
+    real, fake = to_tanh_range(task.data.train.images[:8]), torch.rand(8, 1, 28, 28) * 2 - 1
     penalty = lambda seed: task.d_loss(real, fake, None, None, Noise("cpu", seed))["gp"]
     assert torch.equal(penalty(3), penalty(3)) and not torch.equal(penalty(3), penalty(4))
 
 
 @pytest.mark.parametrize("name", ["ebgan", "began"])
-def test_autoencoder_d_reconstructs_a_batch_of_identical_fakes_according_to_the_image(name, fake_fashion_dir):
+def test_autoencoder_d_reconstructs_a_batch_of_identical_fakes_according_to_the_image(name, task_factory):
     # A collapsed generator's batch must still get an image-dependent energy, or G has no gradient to escape.
-    task, _ = build(name)
+    task = task_factory(f"gan/{name}")
     shirt, boot = torch.full((8, 1, 28, 28), -0.5), torch.full((8, 1, 28, 28), 0.5)
     with torch.no_grad():
         recon_shirt, recon_boot = task.D(shirt)[0], task.D(boot)[0]
     assert not torch.allclose(recon_shirt, recon_boot, atol=1e-4)
 
 
-def test_began_k_moves_toward_equilibrium_and_stays_in_unit_interval(fake_fashion_dir):
-    task, data = build("began", lambda_k=0.5)
+def test_began_k_moves_toward_equilibrium_and_stays_in_unit_interval(task_factory):
+    task = task_factory("gan/began", lambda_k=0.5)
     ks = []
     for step in range(4):
-        terms = task.train_step(data.train.images[:64], data.train.labels[:64], Noise("cpu", step))
+        terms = task.train_step(task.data.train.images[:64], task.data.train.labels[:64], Noise("cpu", step))
         ks.append(terms["k"].item())
         assert "M" in terms
     assert all(0.0 <= k <= 1.0 for k in ks) and len(set(ks)) > 1
 
 
-def test_infogan_reads_real_fake_from_column_zero(fake_fashion_dir):
-    task, data = build("infogan")
+def test_infogan_reads_real_fake_from_column_zero(task_factory):
+    task = task_factory("gan/infogan")
     real = torch.zeros(4, 1, 28, 28)
     with torch.no_grad():
         task.D.fc[-1].bias.zero_()
@@ -102,8 +91,8 @@ def test_infogan_reads_real_fake_from_column_zero(fake_fashion_dir):
 
 
 @pytest.mark.parametrize("name", ["cgan", "acgan", "infogan"])
-def test_conditional_grid_is_the_references_one_class_per_column_one_z_per_row(fake_fashion_dir, name):
-    task, _ = build(name)
+def test_conditional_grid_is_the_references_one_class_per_column_one_z_per_row(task_factory, name):
+    task = task_factory(f"gan/{name}")
     grid, z_dim = task.fixed_grids[""], task.config.z_dim
     classes = grid[:, z_dim:z_dim + 10].argmax(1).view(10, 10)
     assert (classes == torch.arange(10)[None, :]).all()
@@ -111,8 +100,8 @@ def test_conditional_grid_is_the_references_one_class_per_column_one_z_per_row(f
     assert (z == z[:, :1]).all() and len({tuple(row[0].tolist()) for row in z}) == 10
 
 
-def test_infogan_draws_the_references_two_code_sweep_besides_one_sweep_per_code(fake_fashion_dir):
-    task, _ = build("infogan")
+def test_infogan_draws_the_references_two_code_sweep_besides_one_sweep_per_code(task_factory):
+    task = task_factory("gan/infogan")
     assert list(task.fixed_grids) == ["", "c1", "c2", "c1c2"]
     z_dim, steps = task.config.z_dim, torch.linspace(-1, 1, 10)
     both = task.fixed_grids["c1c2"]

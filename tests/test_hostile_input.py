@@ -22,7 +22,7 @@ import pytest
 
 import jobs
 import launch
-from conftest import ROOT, make_fake_fashion, tiny
+from helpers import ROOT, TrainedJob, copy_job, make_fake_fashion
 from fashion import artifacts
 from fashion.checkpoint import ChangedSettings
 from jobs import preflight
@@ -293,65 +293,44 @@ def test_an_unreadable_data_file_is_not_called_corrupt(tmp_path):
 # The training loop's own defences (a SLURM requeue never passes the launcher)
 # ---------------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """gan/gan trained for one tiny epoch; tests copy it."""
-    from fashion.training import fit
-
-    data = make_fake_fashion(tmp_path_factory.mktemp("data") / "fm")
-    folder = tmp_path_factory.mktemp("trained") / "gan"
-    old = os.environ.get("FASHION_MNIST_DIR")
-    os.environ["FASHION_MNIST_DIR"] = str(data)
-    config = tiny(jobs.get("gan/gan").make_config(), snapshot_every=0)
-    try:
-        fit(jobs.get("gan/gan").task, config, folder, "gan/gan")
-    finally:
-        os.environ.pop("FASHION_MNIST_DIR") if old is None else os.environ.__setitem__("FASHION_MNIST_DIR", old)
-    return folder, config, data
-
-
 @pytest.fixture
-def job(trained, tmp_path, monkeypatch):
-    import shutil
-
-    folder, config, data = trained
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(data))
-    shutil.copytree(folder, tmp_path / "gan")
-    return tmp_path / "gan", config
+def job(trained_job, tmp_path, monkeypatch) -> TrainedJob:
+    """A copy of the session's trained job (conftest's trained_job), its data set where the loaders look."""
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(trained_job.data))
+    copy_job(trained_job.folder, tmp_path / "job", link=False)  # resumed here: a copy, not links
+    return trained_job._replace(folder=tmp_path / "job")
 
 
 def test_fit_refuses_to_resume_with_changed_settings(job):
     from fashion.training import fit
 
-    folder, config = job
-    before = tree_checksum(folder)
+    before = tree_checksum(job.folder)
     with pytest.raises(ChangedSettings, match="batch_size 16 -> 32"):
-        fit(jobs.get("gan/gan").task, dataclasses.replace(config, batch_size=32), folder, "gan/gan")
-    assert tree_checksum(folder) == before
+        fit(jobs.get(job.name).task, dataclasses.replace(job.config, batch_size=32), job.folder, job.name)
+    assert tree_checksum(job.folder) == before
 
 
 def test_fit_extends_with_more_epochs_records_it_and_removes_stale_temp_files(job):
     from fashion.training import fit
 
-    folder, config = job
-    stale = folder / ".checkpoint.pt.abc123.tmp"
+    stale = job.folder / ".checkpoint.pt.abc123.tmp"
     stale.write_bytes(b"half a checkpoint")
-    fit(jobs.get("gan/gan").task, dataclasses.replace(config, epochs=2), folder, "gan/gan")
+    fit(jobs.get(job.name).task, dataclasses.replace(job.config, epochs=2), job.folder, job.name)
     assert not stale.exists()
-    assert artifacts.read_status(folder)["state"] == "completed" and artifacts.read_status(folder)["epoch"] == 2
-    resumes = json.loads((folder / "config.json").read_text())["resumes"]
+    status = artifacts.read_status(job.folder)
+    assert status["state"] == "completed" and status["epoch"] == 2
+    resumes = json.loads((job.folder / "config.json").read_text())["resumes"]
     assert resumes[-1]["after_epoch"] == 1 and resumes[-1]["changed"] == {"epochs": {"was": 1, "now": 2}}
 
 
 def test_fit_refuses_a_job_folder_another_process_holds(job):
     from fashion.training import fit
 
-    folder, config = job
-    before = tree_checksum(folder)
-    with artifacts.JobLock(folder):
+    before = tree_checksum(job.folder)
+    with artifacts.JobLock(job.folder):
         with pytest.raises(artifacts.JobBusy, match="in use by another process"):
-            fit(jobs.get("gan/gan").task, dataclasses.replace(config, epochs=2), folder, "gan/gan")
-    assert tree_checksum(folder) == before
+            fit(jobs.get(job.name).task, dataclasses.replace(job.config, epochs=2), job.folder, job.name)
+    assert tree_checksum(job.folder) == before
 
 
 # ---------------------------------------------------------------------------------------------------------

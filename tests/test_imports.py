@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 SOURCES = sorted(p for folder in ("fashion", "jobs", "slurm", "tests", "benchmarks")
                  for p in (ROOT / folder).rglob("*.py")) + [ROOT / "launch.py"]
@@ -98,7 +98,7 @@ def test_requirements_and_the_package_list_the_same_dependencies():
     assert pinned - {"pytest"} <= set(package)
 
 
-PROJECT = {"fashion", "jobs", "slurm", "launch", "tests", "conftest", "benchmarks"}
+PROJECT = {"fashion", "jobs", "slurm", "launch", "tests", "conftest", "helpers", "cluster_helpers", "benchmarks"}
 LIBRARY_SOURCES = [p for p in SOURCES if not p.is_relative_to(ROOT / "tests")]
 
 

@@ -176,7 +176,7 @@ def test_a_run_whose_seeds_all_completed_trains_nothing(tmp_path, capsys):
 
 
 def test_a_seed_resumes_from_its_own_folder_only(fake_fashion_dir, tmp_path):
-    from conftest import tiny
+    from helpers import tiny
     from fashion.checkpoint import load_checkpoint
     from jobs.runner import TrainJob
 

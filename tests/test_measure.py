@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import data_at, tiny
 from fashion import artifacts, measure, runfolder
 from fashion.evaluator import EvaluatorError
 from fashion.measure import Stamp, Yardstick
@@ -34,8 +34,10 @@ def test_a_generative_job_measures_itself_and_every_number_carries_its_stamp(fak
     assert json.loads((tmp_path / "job/status.json").read_text())["state"] == "completed"
 
 
-def test_two_runs_of_the_same_seeded_job_give_identical_numbers(fake_fashion_dir, tmp_path):
-    first, second = (train(tmp_path / name, "gan/cgan") for name in ("a", "b"))
+def test_two_runs_of_the_same_seeded_job_give_identical_numbers(trained_job, tmp_path):
+    first = json.loads((trained_job.folder / "metrics.json").read_text())
+    with data_at(trained_job.data):
+        second = train(tmp_path, trained_job.name)  # the same job again
     assert first["quality"] == second["quality"] and first["fid_curve"] == second["fid_curve"]
 
 
@@ -98,16 +100,18 @@ def test_a_damaged_evaluator_refuses_the_launch_naming_the_file_and_the_fix(fake
         train(tmp_path / "job")
 
 
-def test_measuring_a_folder_keeps_what_it_holds_under_the_same_stamp(fake_fashion_dir, tmp_path, monkeypatch):
-    measured = train(tmp_path)
+def test_measuring_a_folder_keeps_what_it_holds_under_the_same_stamp(trained_job, monkeypatch):
     from fashion.data import load_fashion
+
+    measured = json.loads((trained_job.folder / "metrics.json").read_text())
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("measured again")
 
     monkeypatch.setattr(Yardstick, "measure", must_not_run)
     monkeypatch.setattr(Yardstick, "fid", must_not_run)
-    again = measure.measure_folder(tmp_path, Yardstick.shipped(load_fashion().test.images), measured)
+    again = measure.measure_folder(trained_job.folder, Yardstick.shipped(load_fashion(trained_job.data).test.images),
+                                   measured)
     assert again == {"quality": measured["quality"], "fid_curve": measured["fid_curve"]}
 
 

@@ -14,12 +14,11 @@ from PIL import Image
 from rich.console import Console
 
 import jobs
-from conftest import make_fake_fashion, tiny
+from helpers import copy_job, data_at, fit_tiny
 from fashion import artifacts
 from fashion.classify.networks import ConvClassifier, save_classifier
 from fashion.report import aggregate
 from fashion.report.publish import PublishError, publish, spread
-from fashion.training import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 2
@@ -40,15 +39,14 @@ def build_report(run: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """gan/cgan from seeds 0 and 1 for two tiny epochs, a classifier job, and the run's report."""
-    data = make_fake_fashion(tmp_path_factory.mktemp("data") / "fashion-mnist")
+def run(trained_job, tmp_path_factory) -> Path:
+    """gan/cgan from seeds 0 and 1 for two tiny epochs, a classifier job, and the run's report. Seed 0 is the
+    session's trained job resumed for its second epoch (resuming is exact: tests/test_training.py)."""
     run = tmp_path_factory.mktemp("outputs") / "study"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FASHION_MNIST_DIR", str(data))
+    copy_job(trained_job.folder, run / "gan/cgan", link=False)  # trained further: a copy, not links
+    with data_at(trained_job.data):
         for name in ("gan/cgan", "gan/cgan.seed1"):
-            job = jobs.get(name)
-            fit(job.task, tiny(job.make_config(), epochs=EPOCHS), run / name, name)
+            fit_tiny(name, run / name, epochs=EPOCHS)
         save_classifier(run / "classify/cnn/model.pt", ConvClassifier().eval(), "cnn", test_accuracy=0.5)
         artifacts.write_status(run / "classify/cnn", "completed", epoch=EPOCHS, epochs=EPOCHS)
         build_report(run)

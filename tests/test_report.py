@@ -2,7 +2,6 @@
 import dataclasses
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -13,13 +12,12 @@ import torch
 from rich.console import Console
 
 import jobs
-from conftest import make_fake_fashion, tiny
+from helpers import copy_job, fit_tiny
 from fashion import artifacts, measure, runfolder
 from fashion.classify.networks import ConvClassifier, save_classifier
 from fashion.evaluator import read_metadata
 from fashion.measure import Stamp, Yardstick
 from fashion.report import aggregate
-from fashion.training import fit
 
 SUMMARIES = ("summary.md", "summary.csv", "summary.json", "index.html")
 CHROMIUM = shutil.which("chromium")
@@ -29,12 +27,6 @@ def run_aggregate(run_dir, **options):
     out = io.StringIO()
     code = aggregate(run_dir, console=Console(file=out, width=220), **options)
     return code, out.getvalue()
-
-
-def copy_job(src: Path, dst: Path, link: bool = True) -> None:
-    """A job folder into another run; hard links spare copying the GAN's large checkpoint (every write
-    into a job folder replaces files, so the template stays as it was)."""
-    shutil.copytree(src, dst, copy_function=os.link if link else shutil.copy2)
 
 
 def summary_rows(run_dir) -> dict[str, dict]:
@@ -57,20 +49,10 @@ def forget_measurements(job_dir):
 
 
 @pytest.fixture(scope="module")
-def fake_data(tmp_path_factory):
-    folder = make_fake_fashion(tmp_path_factory.mktemp("data") / "fashion-mnist")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FASHION_MNIST_DIR", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def trained_cgan(fake_data, tmp_path_factory) -> Path:
-    """A conditional GAN trained for two steps: a finished job folder to copy into runs."""
-    folder = tmp_path_factory.mktemp("trained") / "gan" / "cgan"
-    job = jobs.get("gan/cgan")
-    fit(job.task, tiny(job.make_config()), folder, job.name)
-    return folder
+def trained_cgan(trained_job, module_data) -> Path:
+    """The session's trained gan/cgan (two steps; conftest's trained_job), its data set where this module's
+    loaders look: a finished job folder to copy into runs."""
+    return trained_job.folder
 
 
 @pytest.fixture(scope="module")
@@ -346,12 +328,11 @@ def test_clicking_a_header_sorts_the_table_numerically_with_empty_cells_last(par
 
 # -- several seeds of one model -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def seeded_run(trained_cgan, fake_data, tmp_path_factory):
+def seeded_run(trained_cgan, module_data, tmp_path_factory):
     """gan/cgan from seed 0 (the shared template) and seed 1 (trained here): one model, two seeds."""
     run = tmp_path_factory.mktemp("outputs") / "seeds"
     copy_job(trained_cgan, run / "gan/cgan")
-    job = jobs.get("gan/cgan.seed1")
-    fit(job.task, tiny(job.make_config()), run / job.name, job.name)
+    fit_tiny("gan/cgan.seed1", run / "gan/cgan.seed1")
     code, printed = run_aggregate(run)
     return run, code, printed
 

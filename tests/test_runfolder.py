@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import jobs
-from conftest import tiny
+from helpers import data_at, tiny
 from fashion import artifacts, runfolder
 from fashion.data import CLASSES
 from fashion.task import Task, TrainConfig
@@ -41,15 +41,15 @@ def test_a_task_that_generates_nothing_leaves_no_evaluation_samples(fake_fashion
     assert runfolder.read_eval_samples(tmp_path / "job") is None
 
 
-def test_a_finished_generator_leaves_its_seeded_evaluation_samples_with_what_the_labels_mean(fake_fashion_dir, tmp_path):
-    job = jobs.get("gan/cgan")
-    for name in ("a", "b"):
-        fit(job.task, tiny(job.make_config(), eval_samples=64), tmp_path / name, job.name)
-    first, again = (runfolder.read_eval_samples(tmp_path / name) for name in ("a", "b"))
-    assert first.images.dtype == torch.uint8 and first.images.shape == (64, 1, 28, 28)
-    assert first.labels.shape == (64,) and first.label_names == list(CLASSES) and first.label_kind == "class"
+def test_a_finished_generator_leaves_its_seeded_evaluation_samples_with_what_the_labels_mean(trained_job, tmp_path):
+    with data_at(trained_job.data):  # the same job again
+        fit(jobs.get(trained_job.name).task, trained_job.config, tmp_path / "again", trained_job.name)
+    first, again = (runfolder.read_eval_samples(folder) for folder in (trained_job.folder, tmp_path / "again"))
+    n = trained_job.config.eval_samples
+    assert first.images.dtype == torch.uint8 and first.images.shape == (n, 1, 28, 28)
+    assert first.labels.shape == (n,) and first.label_names == list(CLASSES) and first.label_kind == "class"
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
-    assert first.epoch == 1 and not list((tmp_path / "a").glob(f".{runfolder.EVAL_FILE}*"))  # no temp file left
+    assert first.epoch == 1 and not list(trained_job.folder.glob(f".{runfolder.EVAL_FILE}*"))  # no temp file left
 
 
 def test_an_unsupervised_code_is_kept_as_a_code(fake_fashion_dir, tmp_path):

@@ -7,19 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-import jobs
 import launch
-from conftest import make_fake_fashion, tiny
+from helpers import copy_job, data_at, fit_tiny, make_fake_fashion
 from fashion import artifacts
 from fashion.checkpoint import load_checkpoint
 from fashion.data import CLASSES
 from fashion.gans.networks import Discriminator, Generator
-from fashion.data import load_fashion
 from fashion.gans import REGISTRY
 from fashion.generator import FILE, SampleError, draw, export, load
 from fashion.recorder import network_summary
-from fashion.runtime import make_accelerator
-from fashion.training import fit
 
 RUN = "t"
 # (job, epochs): two infoGAN epochs give its sweep GIFs two frames
@@ -27,14 +23,15 @@ TRAINED = {"gan/gan": 1, "gan/cgan": 1, "gan/infogan": 2, "vae/cond": 1, "vae/co
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory) -> Path:
-    """One run of tiny fits of every kind of generative job (GAN, conditional GAN, infoGAN, VAEs, colorizer)."""
-    data = make_fake_fashion(tmp_path_factory.mktemp("data") / "fashion-mnist")
+def outputs(trained_job, tmp_path_factory) -> Path:
+    """One run of tiny fits of every kind of generative job (GAN, conditional GAN, infoGAN, VAEs, colorizer);
+    the conditional GAN is the session's trained job."""
     root = tmp_path_factory.mktemp("outputs")
-    for name, epochs in TRAINED.items():
-        job = jobs.get(name)
-        config = tiny(job.make_config(), epochs=epochs, limit_batches=1, data_dir=str(data), snapshot_every=0)
-        fit(job.task, config, root / RUN / name, name)
+    copy_job(trained_job.folder, root / RUN / trained_job.name)
+    with data_at(trained_job.data):
+        for name, epochs in TRAINED.items():
+            if name != trained_job.name:
+                fit_tiny(name, root / RUN / name, epochs=epochs, limit_batches=1, snapshot_every=0)
     return root
 
 
@@ -60,11 +57,9 @@ def test_vae_generator_file_holds_the_decoder_only(outputs):
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_every_gan_s_generator_file_rebuilds_its_generator(name, fake_fashion_dir, tmp_path):
-    job = jobs.get(f"gan/{name}")
-    config = tiny(job.make_config())
-    task = job.task(config, make_accelerator(config), load_fashion())
-    spec, net = load(export(task, tmp_path, job.name))
+def test_every_gan_s_generator_file_rebuilds_its_generator(name, task_factory, tmp_path):
+    task = task_factory(f"gan/{name}")
+    spec, net = load(export(task, tmp_path, f"gan/{name}"))
     latent = task.fixed_grids[""][:4]
     with torch.no_grad():
         assert torch.equal(net(latent), task.generate(latent))

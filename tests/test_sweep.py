@@ -6,13 +6,12 @@ import importlib.util
 import json
 import math
 import statistics
-from pathlib import Path
 
 import pytest
 
 import jobs
 import launch
-from conftest import ROOT
+from helpers import ROOT
 from fashion.data import load_fashion
 from fashion.measure import Yardstick
 from fashion.report.sweep import best_of_budget
@@ -102,7 +101,7 @@ def test_the_band_of_the_best_within_a_budget_holds_its_quantiles():
 
 
 @pytest.fixture(scope="module")
-def swept_run(tmp_path_factory, fake_data_module):
+def swept_run(tmp_path_factory, module_data):
     """A run of 3 GANs x 4 trials x 2 seeds whose jobs measured themselves (synthetic, benchmarks/collate.py),
     aggregated."""
     outputs = tmp_path_factory.mktemp("outputs")
@@ -110,16 +109,6 @@ def swept_run(tmp_path_factory, fake_data_module):
     collate.make_run(outputs / "sweep", models=3, trials=4, seeds=2, yardstick=yardstick)
     assert launch.main(["--aggregate", "sweep", "--outputs", str(outputs)]) == 0
     return outputs
-
-
-@pytest.fixture(scope="module")
-def fake_data_module(tmp_path_factory):
-    from conftest import make_fake_fashion
-
-    folder = make_fake_fashion(tmp_path_factory.mktemp("data") / "fashion-mnist")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FASHION_MNIST_DIR", str(folder))
-        yield folder
 
 
 def test_the_report_shows_each_trial_and_ranks_the_models_by_their_best_trials(swept_run):

@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.gans import REGISTRY
 from fashion.trackers import TRACKER_DIR
 from fashion.task import ConfigError

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import jobs
-from conftest import tiny
+from helpers import Interrupted, crashing, tiny
 from fashion import artifacts
 from fashion.checkpoint import CheckpointError, load_checkpoint
 from fashion.gans import REGISTRY
@@ -15,25 +15,6 @@ from fashion.training import fit
 
 def gan_config(name="wgan_gp", **changes):
     return tiny(jobs.get(f"gan/{name}").make_config(), **{"epochs": 2, "limit_batches": 3, **changes})
-
-
-class Interrupted(Exception):
-    pass
-
-
-def crashing(task_class, after_steps):
-    """The same GAN, but the process 'dies' after a number of steps (as a preempted job does)."""
-
-    class Crashing(task_class):
-        steps = 0
-
-        def train_step(self, *args):
-            Crashing.steps += 1
-            if Crashing.steps > after_steps:
-                raise Interrupted
-            return super().train_step(*args)
-
-    return Crashing
 
 
 @pytest.mark.parametrize("name", ["wgan_gp", "began"])

@@ -7,11 +7,10 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.checkpoint import load_checkpoint
 from fashion.classify.networks import DenseClassifier, save_classifier
-from fashion.data import CLASSES, load_fashion
-from fashion.runtime import make_accelerator
+from fashion.data import CLASSES
 from fashion.task import ConfigError, Noise
 from fashion.training import fit
 from fashion.vae import VAE, ConditionalVAE, VAEConfig, gaussian_kl, reconstruction_loss
@@ -23,12 +22,10 @@ def small(job, **changes):
     return tiny(job.make_config(), **{"batch_size": 32, **changes})
 
 
-def build(job_name, **changes):
-    job = jobs.get(job_name)
-    config = small(job, **changes)
-    data = load_fashion()
-    data.test = data.test.head(config.test_subset)
-    return job.task(config, make_accelerator(config), data)
+@pytest.fixture
+def task_factory(task_factory):
+    """conftest's task_factory with :func:`small`'s batch."""
+    return lambda job_name, **changes: task_factory(job_name, **{"batch_size": 32, **changes})
 
 
 def train(task, steps, seed=0):
@@ -98,18 +95,18 @@ def test_every_architecture_encodes_to_z_and_decodes_to_the_image_shape(arch, sh
 
 
 # -- training ----------------------------------------------------------------------------------------
-def test_test_set_negative_elbo_falls_during_a_short_training(fake_fashion_dir):
-    task = build("vae/mlp")
+def test_test_set_negative_elbo_falls_during_a_short_training(task_factory):
+    task = task_factory("vae/mlp")
     before = task.evaluate()[0]["test_neg_elbo"]
     train(task, 25)
     after = task.evaluate()[0]["test_neg_elbo"]
     assert after < before - 50, (before, after)
 
 
-def test_reparameterisation_noise_comes_from_the_loop_noise_not_the_global_rng(fake_fashion_dir):
+def test_reparameterisation_noise_comes_from_the_loop_noise_not_the_global_rng(task_factory):
     def trained_weights(global_seed, noise_seed):
         torch.manual_seed(0)
-        task = build("vae/conv-z5")
+        task = task_factory("vae/conv-z5")
         torch.manual_seed(global_seed)
         train(task, 2, seed=noise_seed)
         return torch.cat([p.detach().flatten() for p in task.vae.parameters()])
@@ -119,8 +116,8 @@ def test_reparameterisation_noise_comes_from_the_loop_noise_not_the_global_rng(f
     assert not torch.equal(reference, trained_weights(global_seed=1, noise_seed=1))
 
 
-def test_beta_zero_trains_on_reconstruction_only_but_still_logs_the_kl(fake_fashion_dir):
-    task = build("vae/conv-z20-nokl")
+def test_beta_zero_trains_on_reconstruction_only_but_still_logs_the_kl(task_factory):
+    task = task_factory("vae/conv-z20-nokl")
     data = task.data.train
     terms = task.train_step(data.images[:32], data.labels[:32], Noise(task.device, 0))
     assert terms["kl"] > 0 and torch.allclose(terms["loss"], terms["recon"])
@@ -153,30 +150,30 @@ def test_a_resumed_run_equals_an_uninterrupted_one_reconstruction_rows_included(
 
 
 # -- conditioning ------------------------------------------------------------------------------------
-def test_conditional_decoder_draws_the_asked_class(fake_fashion_dir):
-    task = build("vae/cond")
+def test_conditional_decoder_draws_the_asked_class(task_factory):
+    task = task_factory("vae/cond")
     z = torch.randn(1, task.config.latent_dim).repeat(2, 1)
     images = task.decode01(z, task.asked(torch.tensor([7, 8])))
     assert not torch.allclose(images[0], images[1])
 
 
-def test_conditional_samples_grid_has_one_class_per_row(fake_fashion_dir):
-    task = build("vae/cond")
+def test_conditional_samples_grid_has_one_class_per_row(task_factory):
+    task = task_factory("vae/cond")
     assert torch.equal(task.grid_conditions.argmax(1), torch.arange(10))
     assert torch.equal(task.fixed_z.view(10, 10, -1)[0], task.fixed_z.view(10, 10, -1)[9])
 
 
-def test_conditional_metric_samples_return_the_asked_classes(fake_fashion_dir):
-    task = build("vae/cond")
+def test_conditional_metric_samples_return_the_asked_classes(task_factory):
+    task = task_factory("vae/cond")
     images, classes = task.metric_samples(12, Noise(task.device, 3))
     assert images.shape == (12, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
     assert classes.shape == (12,) and classes.max() < 10
-    assert build("vae/mlp").metric_samples(4, Noise("cpu", 3))[1] is None
+    assert task_factory("vae/mlp").metric_samples(4, Noise("cpu", 3))[1] is None
 
 
-def test_a_classifier_checkpoint_turns_the_condition_into_class_probabilities(fake_fashion_dir, tmp_path):
+def test_a_classifier_checkpoint_turns_the_condition_into_class_probabilities(task_factory, tmp_path):
     path = save_classifier(tmp_path / "model.pt", DenseClassifier(), "dense")
-    task = build("vae/cond", classifier=str(path))
+    task = task_factory("vae/cond", classifier=str(path))
     x = task.data.train.images[:5].float() / 255
     cond = task.condition(x, task.data.train.labels[:5])
     assert torch.allclose(cond.sum(1), torch.ones(5)) and (cond < 1).all() and (cond > 0).all()
@@ -192,8 +189,8 @@ def test_interpolation_runs_from_a_to_b_in_the_asked_number_of_steps():
     assert torch.allclose(path[2], (a + b) / 2)
 
 
-def test_interpolation_and_arithmetic_pictures_have_the_documented_layout(fake_fashion_dir):
-    task = build("vae/cond", interpolate=("Pullover:Sneaker", "3:4"), arithmetic=("Bag:0+1",))
+def test_interpolation_and_arithmetic_pictures_have_the_documented_layout(task_factory):
+    task = task_factory("vae/cond", interpolate=("Pullover:Sneaker", "3:4"), arithmetic=("Bag:0+1",))
     _, means = task.evaluate()
     rows = task.interpolation_rows(means)
     assert rows.shape == (2, 12, 1, 28, 28)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import jobs
-from conftest import tiny
+from helpers import tiny
 from fashion.data import DataError
 from fashion.task import Task
 from fashion.training import fit

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fashion import artifacts, runfolder
-from fashion.data import CLASSES, NUM_CLASSES, to_unit_range
+from fashion.data import CLASSES, to_unit_range
 from fashion.task import ConfigError, Noise, Task, TrainConfig
 from fashion.vae import analysis
 from fashion.vae.networks import ARCHS, build

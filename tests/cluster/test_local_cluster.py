@@ -4,46 +4,28 @@ Start it first (as root) and export the variable it prints:
 
     slurm/testcluster/start.sh            # last line: export SLURM_CONF=/tmp/fashion-slurm/slurm.conf
     export SLURM_CONF=/tmp/fashion-slurm/slurm.conf
-    pytest -m slurm tests/test_local_cluster.py
+    pytest -m slurm tests/cluster/test_local_cluster.py
 
 The tests skip (with the reason) only when sbatch is not installed, SLURM_CONF
-is not set, or the cluster does not answer.
+is not set, or the cluster does not answer (this folder's conftest.py).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import uuid
 
 import pytest
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("cluster")]
 
 JOB_TIMEOUT_S = 30  # per job; jobs here take ~1-3 s on the local cluster
 
 
 def _run(*cmd: str, timeout: float = 15) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_cluster() -> None:
-    if shutil.which("sbatch") is None:
-        pytest.skip("sbatch not installed (run slurm/testcluster/install.sh)")
-    conf = os.environ.get("SLURM_CONF")
-    if not conf:
-        pytest.skip("SLURM_CONF not set (run slurm/testcluster/start.sh and export the line it prints)")
-    if not os.path.isfile(conf):
-        pytest.skip(f"SLURM_CONF={conf} does not exist (run slurm/testcluster/start.sh)")
-    try:
-        res = _run("sinfo", "-h", "-o", "%P", timeout=10)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"SLURM cluster at SLURM_CONF={conf} not reachable: sinfo timed out")
-    if res.returncode != 0:
-        pytest.skip(f"SLURM cluster at SLURM_CONF={conf} not reachable: {res.stderr.strip()}")
 
 
 def _executor(tmp_path, **params):

@@ -1,41 +1,30 @@
 """The SLURM launcher: its pure parts here, then the CLI against the real local cluster of slurm/testcluster/.
 
-The cluster tests (marked ``slurm``) need the cluster started and SLURM_CONF exported (``.ci/run`` does
-both); they skip, saying why, only when sbatch is not installed or the cluster does not answer.
+The cluster tests (marked ``slurm``) use the cluster of this folder's conftest.py.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 import tomllib
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 
+from cluster_helpers import a_job, run_launcher, sacct, submitted, wait_until_ended
+from helpers import ROOT
 from slurm import checks, queue, requests
 from slurm.checks import Cluster, Node, Partition
 from slurm.requests import SlurmError, SlurmFlags
-
-ROOT = Path(__file__).resolve().parents[1]
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Without a cluster
 # ---------------------------------------------------------------------------------------------------------
-
-def a_job(name="gan/gan", **resources):
-    import jobs
-
-    base = jobs.Resources(gpus_per_node=1, nodes=1, cpus_per_task=4, mem_gb=16, timeout_min=240)
-    return SimpleNamespace(name=name, resources=jobs.Resources(**{**base.__dict__, **resources}))
-
 
 def flags(**given):
     return requests.flag_values(SlurmFlags(**given))
@@ -218,12 +207,6 @@ def test_sbatch_rejections_name_the_setting_to_fix():
     assert "gan/gan's default gpus_per_node=1" in str(err) and "--constraint a100" in str(err)
 
 
-def run_launcher(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python launch.py ARGS`` as a user runs it."""
-    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})})
-
-
 def test_without_slurm_the_error_suggests_local_or_the_test_cluster(tmp_path, fake_fashion_dir):
     bin_dir = tmp_path / "bin"  # this Python, and no SLURM client at all
     bin_dir.mkdir()
@@ -239,57 +222,6 @@ def test_without_slurm_the_error_suggests_local_or_the_test_cluster(tmp_path, fa
 # Against the local cluster
 # ---------------------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def cluster():
-    if shutil.which("sbatch") is None:
-        pytest.skip("sbatch not installed (slurm/testcluster/install.sh)")
-    conf = os.environ.get("SLURM_CONF")
-    if not conf or not os.path.isfile(conf):
-        pytest.skip(f"SLURM_CONF={conf or 'unset'}: start the cluster with slurm/testcluster/start.sh and export "
-                    "the line it prints")
-    try:
-        res = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=10)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"SLURM cluster at SLURM_CONF={conf} does not answer (sinfo timed out)")
-    if res.returncode != 0:
-        pytest.skip(f"SLURM cluster at SLURM_CONF={conf} does not answer: {res.stderr.strip()}")
-
-
-@pytest.fixture
-def run(tmp_path, fake_fashion_dir, cluster):
-    """Launch into a fresh outputs tree with the tiny fake data; the jobs run niced (shared test machines)."""
-    profile = tmp_path / "test.toml"
-    profile.write_text(f'python = "nice -n 10 {sys.executable}"\ncpus_per_task = 1\n')
-    outputs = tmp_path / "outputs"
-
-    def launch(*args: str) -> subprocess.CompletedProcess:
-        return run_launcher(*args, "--outputs", str(outputs), "--cluster", str(profile),
-                            "--data-dir", str(fake_fashion_dir))
-
-    launch.outputs, launch.data_dir, launch.profile = outputs, str(fake_fashion_dir), profile
-    yield launch
-    for path in outputs.glob(f"*/{queue.SLURM_FILE}"):  # leave nothing queued behind a failed test
-        ids = [i for s in json.loads(path.read_text())["submissions"]
-               for i in [*(g["slurm_id"] for g in s["groups"]), (s["report"] or {}).get("slurm_id")] if i]
-        queue.cancel(ids)
-
-
-def submitted(run_dir: Path) -> dict:
-    return json.loads((run_dir / queue.SLURM_FILE).read_text())["submissions"][-1]
-
-
-def sacct(ids: list[str], fields: str = "State,Start,End") -> dict[str, dict]:
-    masters = sorted({i.split("_")[0] for i in ids})
-    res = subprocess.run(["sacct", "-n", "-P", "-X", "-j", ",".join(masters), "-o", f"JobID,{fields}"],
-                         capture_output=True, text=True, timeout=30, check=True)
-    rows = {}
-    for line in res.stdout.splitlines():
-        job_id, *values = line.split("|")
-        rows[job_id] = dict(zip(fields.split(","), values))
-        rows[job_id]["State"] = rows[job_id]["State"].split()[0]
-    return rows
-
-
 def job_log(run_dir: Path, name: str) -> str:
     """A job's error and every task's log, for a failed assertion's message: a bare 'FAILED' explains nothing
     (a DDP job has one log per rank, and the rank that failed need not be rank 0)."""
@@ -302,19 +234,6 @@ def job_log(run_dir: Path, name: str) -> str:
         tail = log.read_text(errors="replace").splitlines()[-40:]
         parts.append(f"--- {log.relative_to(run_dir)}\n" + "\n".join(tail))
     return "\n".join(parts)
-
-
-def wait_until_ended(ids: list[str], timeout: float) -> dict[str, dict]:
-    """sacct rows of the jobs once every one has ended; fails the test (they are cancelled) after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = sacct(ids)
-        if all(rows.get(i, {}).get("State") in TERMINAL for i in ids):
-            return rows
-        if time.monotonic() > deadline:
-            queue.cancel(ids)
-            pytest.fail(f"not ended after {timeout:.0f} s: {[(i, rows.get(i, {}).get('State')) for i in ids]}")
-        time.sleep(1.0)
 
 
 @pytest.mark.slurm

@@ -21,11 +21,11 @@ import cloudpickle
 import pytest
 import torch
 
-from conftest import ROOT
+from cluster_helpers import TERMINAL
+from helpers import ROOT
 
 pytestmark = pytest.mark.slurm
 CLUSTER_DIR = ROOT / "slurm" / "testcluster"
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL"}
 
 # The job function below runs in the SLURM job, which cannot import tests/: ship this module by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -41,7 +41,8 @@ def free_base_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """Two nodes ("HOST-n1", "HOST-n2": names that need not resolve) on this host."""
+    """Two nodes ("HOST-n1", "HOST-n2": names that need not resolve) on this host; in this module, in place of
+    conftest's shared cluster."""
     if os.geteuid() != 0:
         pytest.skip("slurm/testcluster/start.sh runs the daemons as root")
     missing = [d for d in ("slurmctld", "slurmd", "slurmdbd", "mariadbd", "munged")

@@ -1,5 +1,5 @@
 """One report per run on the real local cluster: jobs launched into a run that still has jobs queued share
-one report job, which starts after every one of them (see tests/test_slurm_launch.py for the cluster)."""
+one report job, which starts after every one of them (see tests/cluster/conftest.py for the cluster)."""
 from __future__ import annotations
 
 import re
@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
+from cluster_helpers import submitted, wait_until_ended
 from slurm import queue
-from test_slurm_launch import cluster, run, submitted, wait_until_ended  # noqa: F401  (fixtures)
 
 
 @pytest.mark.slurm

@@ -1,5 +1,5 @@
 """``--pack N``: several catalogue jobs trained side by side in one allocation, each with its own folder,
-status and checkpoint; locally here, then on the real local cluster (see tests/test_slurm_launch.py)."""
+status and checkpoint; locally here, then on the real local cluster (see tests/cluster/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import launch
+from cluster_helpers import a_job, run_launcher, submitted, wait_until_ended
 from slurm.requests import SlurmError, packed, resolve
 from slurm.submit import units
-from test_slurm_launch import a_job, cluster, run, run_launcher, submitted, wait_until_ended  # noqa: F401
 
 TINY = ("--epochs", "1", "--limit-batches", "2", "--batch-size", "16", "--no-aggregate")
 
@@ -25,7 +25,7 @@ def test_a_pack_asks_for_its_members_cpus_and_memory_together_and_their_time():
     member = resolve(a_job(), {}, "", {}, {})
     pack = packed(member, 3)
     assert (pack.cpus_per_task, pack.mem, pack.time, pack.gpus_per_node) == (12, "49152M", member.time, 1)
-    assert {"cpus_per_task", "mem"} <= pack.defaults  # lowered to what a node has, not refused
+    assert {"cpus_per_task", "mem"} <= pack.lowerable  # lowered to what a node has, not refused
 
 
 def test_jobs_are_packed_n_at_a_time_and_the_last_pack_takes_the_rest():

@@ -1,5 +1,5 @@
 """A sweep on the real local cluster: each (model, trial, seed) an array task, then the report's sweep view
-(see tests/test_slurm_launch.py for the cluster)."""
+(the cluster and the fixtures: tests/cluster/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from slurm.submit import split_arrays
-from test_slurm_launch import cluster, run, submitted, wait_until_ended  # noqa: F401  (fixtures)
+from cluster_helpers import submitted, wait_until_ended
 
 
 @pytest.mark.slurm
