@@ -5,6 +5,8 @@ coverage use a Fashion-MNIST classifier's feature layer and the Inception-Score 
 Each image set is embedded once (:func:`embed`) and every metric reads that embedding; torchmetrics gets
 the precomputed features through a pass-through "extractor" instead of re-running the classifier per metric.
 The same functions give the run's references: real-vs-real (train vs test, the floor) and uniform noise.
+Each set is whole on the one process that measures (a DDP job's main process), so no metric synchronises
+over ranks (``sync_on_compute=False``): the other ranks are not measuring, and a gather would wait for them.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def fid(real: Embedding, fake: Embedding) -> float:
     """Frechet distance between Gaussians fitted to the two feature sets (torchmetrics, float64)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    metric = FrechetInceptionDistance(feature=_Precomputed(real.features.shape[1]))
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.features.shape[1]), sync_on_compute=False)
     metric.update(real.features, real=True)
     metric.update(fake.features, real=False)
     return max(0.0, float(metric.compute()))  # eigenvalue round-off can dip a hair below 0 for equal sets
@@ -96,7 +98,7 @@ def kid(real: Embedding, fake: Embedding, subsets: int = 100, subset_size: int =
         subsets = 1  # every "subset" would be both whole sets, reshuffled: the same value each time
     with _seeded(seed):
         metric = KernelInceptionDistance(feature=_Precomputed(real.features.shape[1]), subsets=subsets,
-                                         subset_size=size)
+                                         subset_size=size, sync_on_compute=False)
         metric.update(real.features, real=True)
         metric.update(fake.features, real=False)
         mean, std = metric.compute()
@@ -109,7 +111,8 @@ def inception_score(fake: Embedding, splits: int = 10, seed: int = 0) -> tuple[f
 
     # normalize=False: with True torchmetrics would turn our logits into bytes.
     with _seeded(seed):
-        metric = InceptionScore(feature=_Precomputed(NUM_CLASSES), splits=min(splits, len(fake)), normalize=False)
+        metric = InceptionScore(feature=_Precomputed(NUM_CLASSES), splits=min(splits, len(fake)), normalize=False,
+                                sync_on_compute=False)
         metric.update(fake.logits)
         mean, std = metric.compute()
     return float(mean), float(std)

@@ -211,6 +211,38 @@ def test_a_gradient_penalty_differentiates_twice_through_global_batchnorm_on_two
     assert one.abs().max() > 0
 
 
+def _measure_on_the_main_rank_only() -> dict | None:
+    """Rank 0 of two measures a pair of feature sets, as a DDP job's main process measures its samples, while
+    rank 1 waits at a barrier; a metric that gathered over ranks would wait for rank 1 until the timeout."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from fashion import metrics
+    from jobs.runner import _export_torch_distributed
+
+    assert _export_torch_distributed()
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
+    measured = None
+    if dist.get_rank() == 0:
+        g = torch.Generator().manual_seed(0)
+        real, fake = (metrics.Embedding(torch.randn(300, 8, generator=g), torch.randn(300, 10, generator=g))
+                      for _ in range(2))
+        measured = {"fid": metrics.fid(real, fake), "kid": metrics.kid(real, fake, subsets=3, subset_size=100)[0],
+                    "is": metrics.inception_score(fake)[0]}
+    dist.barrier()
+    dist.destroy_process_group()
+    return measured
+
+
+def test_the_main_rank_measures_alone_while_the_others_wait(tmp_path):
+    # Jobs measure themselves on the main process only; torchmetrics would gather over the process group.
+    executor = submitit.LocalExecutor(folder=tmp_path / "logs")
+    executor.update_parameters(tasks_per_node=2, timeout_min=5)
+    main, other = executor.submit(_measure_on_the_main_rank_only).results()
+    assert other is None and main["fid"] > 0 and main["is"] >= 1
+
+
 def test_every_batchnorm_of_a_net_becomes_global_and_keeps_its_parameters():
     from torch import nn
 
