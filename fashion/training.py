@@ -32,13 +32,19 @@ def fit(task_class: type[Task], config: TrainConfig, job_dir, job_name: str = ""
         return _fit(task_class, config, acc, record)
 
 
+def build_task(task_class: type[Task], config: TrainConfig, acc, data) -> Task:
+    """The task as it trains: ``data`` cut to the config's subsets on the accelerator's device, the nets and
+    optimisers prepared."""
+    data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
+    data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
+    return prepare_task(task_class(config, acc, data), acc)
+
+
 def _fit(task_class: type[Task], config: TrainConfig, acc, record: Recorder) -> dict:
     torch.manual_seed(config.seed)
     data = task_class.load_data(config)
     record.measure_against(task_class, data.test.images)  # the whole test split, whatever test_subset
-    data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
-    data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
-    task = prepare_task(task_class(config, acc, data), acc)
+    task = build_task(task_class, config, acc, data)
 
     state = load_checkpoint(record.job_dir)
     changes = restore(task, state, record.job_dir)

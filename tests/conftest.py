@@ -58,7 +58,7 @@ def task_factory(fake_fashion_dir):
 
     import jobs
     from fashion.runtime import make_accelerator
-    from fashion.task import prepare_task
+    from fashion.training import build_task
 
     def build(job_name: str, **changes):
         job = jobs.get(job_name)
@@ -66,10 +66,7 @@ def task_factory(fake_fashion_dir):
         config.validate()
         acc = make_accelerator(config, job.task.auto_precision)
         torch.manual_seed(config.seed)
-        data = job.task.load_data(config)
-        data.train, data.test = data.train.head(config.train_subset), data.test.head(config.test_subset)
-        data.train, data.test = data.train.to(acc.device), data.test.to(acc.device)
-        return prepare_task(job.task(config, acc, data), acc)
+        return build_task(job.task, config, acc, job.task.load_data(config))
 
     return build
 
