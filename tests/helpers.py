@@ -65,6 +65,19 @@ def data_at(folder: Path):
         yield folder
 
 
+@contextlib.contextmanager
+def float64():
+    """torch's default dtype is float64 inside, and what it was outside, whatever happens inside."""
+    import torch
+
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(default)
+
+
 def fit_tiny(name: str, folder: Path, **changes):
     """Train catalogue job ``name`` into ``folder`` with a tiny config (and ``changes``); returns the config.
     The data: wherever $FASHION_MNIST_DIR points (see :func:`data_at`)."""

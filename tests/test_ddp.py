@@ -11,7 +11,7 @@ import pytest
 import submitit
 import torch
 
-from helpers import ROOT, tiny
+from helpers import ROOT, float64, tiny
 
 # The worker processes cannot import tests/: ship these test helpers by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -84,12 +84,8 @@ def _train_on_global_batches(name: str, data_dir: str, steps: int) -> dict:
     ratio, and its net ends ~1e-2 of its travel away for reasons that have nothing to do with DDP (seen for
     infoGAN on an AVX2 machine). float64 leaves only the arithmetic being tested.
     """
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with float64():
         return _train_steps(name, data_dir, steps)
-    finally:
-        torch.set_default_dtype(default)
 
 
 def _train_steps(name: str, data_dir: str, steps: int) -> dict:
@@ -175,13 +171,9 @@ def _penalty_gradients(inputs: torch.Tensor, world: int) -> torch.Tensor:
     from fashion.gans.losses import gradient_penalty
     from fashion.gans.networks import Discriminator
 
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with float64():
         torch.manual_seed(0)
         D = Discriminator()
-    finally:
-        torch.set_default_dtype(default)
     if world > 1:
         from jobs.runner import _export_torch_distributed
 
