@@ -245,7 +245,7 @@ def contact_sheet(firsts: dict[str, runfolder.JobFolder], summary: dict, setting
     firsts = dict(sorted(firsts.items(), key=lambda kv: rank.get(kv[0], len(rank) + 1)))  # best first
     cols = min(SHEET_COLUMNS, len(firsts))
     rows = -(-len(firsts) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.75 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.75 * rows + 0.6), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, (model, job) in zip(axes.flat, firsts.items()):
@@ -255,8 +255,7 @@ def contact_sheet(firsts: dict[str, runfolder.JobFolder], summary: dict, setting
     title = f"run {settings['run']}: final samples (lowest seed of each model, best FID first)"
     if settings["partial"]:
         title += f"\nPARTIAL: {partial_headline(settings, most=3)}"
-    fig.suptitle(title, fontsize=12, color="firebrick" if settings["partial"] else "black")
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=12, color="firebrick" if settings["partial"] else "black")  # constrained layout keeps it clear of the first row's captions
     artifacts.save_figure(fig, path, dpi=100, colours=256)
     return path.name
 
