@@ -67,6 +67,22 @@ def test_the_shipped_evaluator_and_a_classifier_are_different_stamps(fake_fashio
     assert not shipped.measured(other.stamp(100)) and shipped.measured(shipped.stamp(7))
 
 
+def test_loading_a_yardstick_leaves_the_callers_random_stream_alone(fake_fashion_dir, tmp_path):
+    """A job seeds torch, loads its yardstick, then builds its networks: their initial weights must come from the
+    seed alone, as before jobs measured themselves, and on every DDP rank (only the main one measures)."""
+    from fashion.classify.networks import ConvClassifier, save_classifier
+    from fashion.data import load_fashion
+
+    test = load_fashion().test.images
+    save_classifier(tmp_path / "model.pt", ConvClassifier().eval(), "cnn")
+    for load in (lambda: Yardstick.shipped(test), lambda: Yardstick.classifier(tmp_path / "model.pt", test)):
+        torch.manual_seed(0)
+        expected = torch.rand(8)
+        torch.manual_seed(0)
+        load()
+        assert torch.equal(torch.rand(8), expected)
+
+
 def test_the_real_set_is_embedded_once_per_machine(fake_fashion_dir, tmp_path, monkeypatch):
     from fashion.data import load_fashion
 

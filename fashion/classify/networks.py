@@ -73,7 +73,8 @@ def load_classifier(path, device="cpu") -> tuple[nn.Module, dict]:
         raise FileNotFoundError(f"{path}: no trained classifier; train one first (python launch.py classify/cnn)")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
-        model = ARCHITECTURES[state["arch"]](**state.get("hparams", {}))
+        with torch.random.fork_rng(devices=[]):  # the throw-away initial weights leave the caller's RNG as it was
+            model = ARCHITECTURES[state["arch"]](**state.get("hparams", {}))
         model.load_state_dict(state["state_dict"])
     except Exception as err:
         raise RuntimeError(f"{path}: unreadable classifier ({err}); retrain its classify job with --force") from err

@@ -67,7 +67,8 @@ def load_evaluator(device="cpu", path=None):
                              f"{metadata['sha256'][:12]}... (changed or damaged); {RESTORE}")
     try:
         state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
-        net = EvalNet(**state["kwargs"])
+        with torch.random.fork_rng(devices=[]):  # the throw-away initial weights leave the caller's RNG as it was
+            net = EvalNet(**state["kwargs"])
         net.load_state_dict(state["state_dict"])
     except Exception as err:  # a hash-valid file that still fails to load: written by an incompatible version
         raise EvaluatorError(f"{weights}: cannot be loaded ({err}); {RESTORE}") from err
