@@ -6,12 +6,15 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
 _spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
 throughput = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(throughput)
 
 
+@pytest.mark.slow
 def test_every_mode_gives_a_figure_and_the_job_mode_runs_a_whole_job(fake_fashion_dir, capsys) -> None:
     assert throughput.main(["--gans", "gan,began", "--steps", "2", "--warmup", "1", "--job-steps", "2",
                             "--batch-size", "16", "--cpu", "--json"]) == 0
@@ -26,6 +29,7 @@ def test_every_mode_gives_a_figure_and_the_job_mode_runs_a_whole_job(fake_fashio
     assert "compiled / fast: gan" in out
 
 
+@pytest.mark.slow
 def test_job_mode_can_be_skipped(fake_fashion_dir, capsys) -> None:
     assert throughput.main(["--gans", "gan", "--steps", "1", "--warmup", "1", "--job-steps", "0",
                             "--batch-size", "16", "--cpu", "--json"]) == 0

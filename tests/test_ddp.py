@@ -44,6 +44,7 @@ def _train_every_gan_on_two_ranks(data_dir: str, steps: int) -> dict:
     return {"rank": acc.process_index, "world": acc.num_processes, "fingerprints": fingerprints}
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_keep_every_gan_identical(fake_fashion_dir, tmp_path, monkeypatch):
     executor = submitit.LocalExecutor(folder=tmp_path / "logs")
     executor.update_parameters(tasks_per_node=2, timeout_min=10)
@@ -135,6 +136,7 @@ def _compare_two_ranks_with_one_process(names, data_dir: str, reference_dir: str
     return differences
 
 
+@pytest.mark.slow
 def test_two_ranks_train_every_gan_as_one_process_does_with_the_same_global_batch(fake_fashion_dir, tmp_path,
                                                                                     monkeypatch):
     # BatchNorm statistics, EBGAN's margin and pull-away term, DRAGAN's data std and BEGAN's M and k must
@@ -251,6 +253,7 @@ def test_every_batchnorm_of_a_net_becomes_global_and_keeps_its_parameters():
             k: v.data_ptr() for k, v in before.items()}
 
 
+@pytest.mark.slow
 def test_launcher_trains_one_job_on_two_processes(fake_fashion_dir, tmp_path):
     cmd = [sys.executable, "launch.py", "gan/wgan_gp", "--local", "--nproc", "2", "--epochs", "2",
            "--limit-batches", "3", "--batch-size", "16", "--run", "ddp", "--outputs", str(tmp_path)]
@@ -270,6 +273,7 @@ def test_launcher_trains_one_job_on_two_processes(fake_fashion_dir, tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard not installed")
+@pytest.mark.slow
 def test_two_processes_with_a_tracker_complete_and_log_from_the_main_process(fake_fashion_dir, tmp_path):
     # The tracker's close on the main process once destroyed the process group before the last barrier.
     cmd = [sys.executable, "launch.py", "gan/gan", "--local", "--nproc", "2", "--epochs", "1", "--limit-batches", "3",

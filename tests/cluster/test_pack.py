@@ -41,6 +41,7 @@ def test_jobs_of_several_gpus_or_nodes_are_not_packed():
         units(member, [a_job(gpus_per_node=2)] * 2, 2)
 
 
+@pytest.mark.slow
 def test_local_pack_trains_its_jobs_at_the_same_time(tmp_path, fake_fashion_dir, capsys):
     code = launch.main(["gan/gan", "gan/lsgan", "--local", "--pack", "2", *TINY, "--outputs", str(tmp_path)])
     assert code == 0, capsys.readouterr().out
@@ -51,6 +52,7 @@ def test_local_pack_trains_its_jobs_at_the_same_time(tmp_path, fake_fashion_dir,
     assert one["started"] < two["finished"] and two["started"] < one["finished"]
 
 
+@pytest.mark.slow
 def test_local_pack_member_that_fails_leaves_the_other_completed(tmp_path, fake_fashion_dir, capsys):
     code = launch.main(["gan/gan", "gan/lsgan", "--local", "--pack", "2", *TINY, "--outputs", str(tmp_path),
                         "--set", "gan/lsgan:data_dir=/nonexistent", "--no-data-check"])
@@ -63,6 +65,7 @@ def test_local_pack_member_that_fails_leaves_the_other_completed(tmp_path, fake_
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_a_pack_is_one_slurm_job_whose_members_keep_their_own_folders(run):
     result = run("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", *TINY, "--run", "pack")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -78,6 +81,7 @@ def test_a_pack_is_one_slurm_job_whose_members_keep_their_own_folders(run):
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_a_failing_pack_member_leaves_the_other_completed_and_status_shows_each(run):
     result = run("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", *TINY, "--run", "packfail",
                  "--set", "gan/lsgan:data_dir=/nonexistent", "--no-data-check")
@@ -93,6 +97,7 @@ def test_a_failing_pack_member_leaves_the_other_completed_and_status_shows_each(
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_a_preempted_pack_requeues_and_each_member_resumes(run):
     budget = ("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", "--epochs", "6", "--limit-batches", "3",
               "--no-aggregate", "--run", "packpre")

@@ -157,6 +157,7 @@ def parameters(job_dir: Path) -> dict[str, torch.Tensor]:
             if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))}
 
 
+@pytest.mark.slow
 def test_a_job_on_two_nodes_trains_the_weights_of_two_processes_on_one(cluster, tmp_path, fake_fashion_dir):
     outputs = tmp_path / "outputs"
     ids = {"two-nodes": launch(cluster, outputs, fake_fashion_dir, "--nodes", "2", "--gpus-per-node", "1",
@@ -195,6 +196,7 @@ def _train_and_return_weights(name: str, config: dict, job_dir: str) -> dict:
     return {"rank": int(os.environ["RANK"]), "weights": seen}
 
 
+@pytest.mark.slow
 def test_both_ranks_of_a_two_node_job_end_with_identical_weights(cluster, tmp_path, fake_fashion_dir, monkeypatch):
     import submitit
 

@@ -237,6 +237,7 @@ def job_log(run_dir: Path, name: str) -> str:
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
     import jobs
 
@@ -276,6 +277,7 @@ def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_two_gpus_train_one_job_as_two_ddp_processes(run):
     result = run("gan/gan", "--partition", "gpu", "--gpus-per-node", "2", "--epochs", "1", "--limit-batches", "2",
                  "--run", "ddp", "--no-aggregate")
@@ -293,6 +295,7 @@ def nets(run_dir: Path) -> dict:
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_a_preempted_job_requeues_resumes_and_ends_with_the_weights_of_an_uninterrupted_one(run):
     budget = ("gan/gan", "--partition", "gpu", "--epochs", "6", "--limit-batches", "3", "--no-aggregate")
     for name in ("reference", "preempted"):
@@ -332,6 +335,7 @@ def status_of(folder: Path) -> dict:
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_a_job_that_times_out_more_often_than_its_requeues_allow_says_so(run):
     with run.profile.open("a") as profile:
         profile.write("max_requeues = 1\n")
@@ -390,6 +394,7 @@ def test_a_queued_job_is_not_submitted_twice_and_cancel_marks_it(run):
 
 
 @pytest.mark.slurm
+@pytest.mark.slow
 def test_each_seed_is_its_own_array_task_with_its_own_folder(run):
     result = run("gan/gan", "--seeds", "2", "--partition", "gpu", "--epochs", "1", "--limit-batches", "2",
                  "--run", "seeds", "--no-aggregate")
