@@ -255,7 +255,8 @@ def contact_sheet(firsts: dict[str, runfolder.JobFolder], summary: dict, setting
     title = f"run {settings['run']}: final samples (lowest seed of each model, best FID first)"
     if settings["partial"]:
         title += f"\nPARTIAL: {partial_headline(settings, most=3)}"
-    fig.suptitle(title, fontsize=12, color="firebrick" if settings["partial"] else "black")  # constrained layout keeps it clear of the first row's captions
+    # the constrained layout (not tight_layout) keeps a two-line title clear of the first row's captions
+    fig.suptitle(title, fontsize=12, color="firebrick" if settings["partial"] else "black")
     artifacts.save_figure(fig, path, dpi=100, colours=256)
     return path.name
 
