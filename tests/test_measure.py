@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import jobs
-from helpers import data_at, tiny
+from helpers import data_at, fit_tiny, tiny
 from fashion import artifacts, measure, runfolder
 from fashion.evaluator import EvaluatorError
 from fashion.measure import Stamp, Yardstick
@@ -81,6 +81,24 @@ def test_loading_a_yardstick_leaves_the_callers_random_stream_alone(fake_fashion
         torch.manual_seed(0)
         load()
         assert torch.equal(torch.rand(8), expected)
+
+
+def test_a_jobs_initial_weights_are_its_seeds_whatever_its_recorder_draws_first(fake_fashion_dir, tmp_path,
+                                                                                   monkeypatch):
+    """Only the main rank measures, and whatever it loads to measure with may draw random numbers: the networks
+    of a seeded job must not depend on that."""
+    from fashion.recorder import FolderRecorder
+
+    fit_tiny("gan/gan", tmp_path / "plain")
+    measure_against = FolderRecorder.measure_against
+    monkeypatch.setattr(FolderRecorder, "measure_against",
+                        lambda self, *args: (torch.rand(1000), measure_against(self, *args)))
+    fit_tiny("gan/gan", tmp_path / "drawing")
+    plain, drawing = (torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)["nets"]
+                      for name in ("plain", "drawing"))
+    for net in plain:
+        for key, value in plain[net].items():
+            assert torch.equal(value, drawing[net][key]), (net, key)
 
 
 def test_the_real_set_is_embedded_once_per_machine(fake_fashion_dir, tmp_path, monkeypatch):
