@@ -137,9 +137,9 @@ def space_of(job: Job, name: str) -> list[Dim]:
     space = SPACES[name]
     dims = space.get(job.suite, []) + space.get(job.model, [])
     if not dims:
-        covered = sorted(space)
-        raise SweepError(f"--sweep-space {name}: no dimensions for {job.model} (the space covers "
-                         f"{', '.join(covered)}); select those models, or give --sweep dimensions instead")
+        suites = ", ".join(f"every model of {key}" for key in sorted(space) if "/" not in key)
+        raise SweepError(f"--sweep-space {name}: no dimensions for {job.model} (the space covers {suites}); "
+                         "select those models, or give --sweep dimensions instead")
     return [parse_dim(text) for text in dims]
 
 

@@ -185,7 +185,7 @@ CASES = [
     Case("--sweep-space unknown", ["gan/gan", "--plan", "--sweep-space", "wide", "--trials", "2"], 2,
          "unknown; spaces: lucic"),
     Case("--sweep-space for a family it lacks", ["vae/conv", "--plan", "--sweep-space", "lucic", "--trials", "2"], 2,
-         "no dimensions for vae/conv"),
+         "no dimensions for vae/conv", extra_out="the space covers every model of gans"),
     Case("--sweep-seed negative", ["gan/gan", "--plan", "--sweep", "lr_g=1e-4,2e-4", "--sweep-seed", "-1"], 2,
          "seeds are 0 or more"),
     Case("a malformed --sweep", ["gan/gan", "--plan", "--sweep", "lr_g"], 2, "expected KEY=V1,V2"),
