@@ -43,15 +43,16 @@ def trained(name: str, compile: bool) -> tuple[list[dict], dict, dict]:
     return losses, weights, initial
 
 
-def assert_same_training(name):
-    """The same losses to 1e-4, and weights within 1e-3 of how far eager training moved them."""
+def assert_same_training(name, weights_tolerance=1e-3):
+    """The same losses to 1e-4, and weights within ``weights_tolerance`` of how far eager training moved them
+    (a step that computed something else would differ by the order of the move itself)."""
     eager, compiled = trained(name, False), trained(name, True)
     for a, b in zip(eager[0], compiled[0]):
         assert a.keys() == b.keys() and all(b[k] == pytest.approx(v, rel=1e-4, abs=1e-6) for k, v in a.items()), \
             (name, a, b)
     for n, w in eager[1].items():
         moved = (w - eager[2][n]).abs().max()
-        assert moved > 0 and (compiled[1][n] - w).abs().max() <= 1e-3 * moved, (name, n)
+        assert moved > 0 and (compiled[1][n] - w).abs().max() <= weights_tolerance * moved, (name, n)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -63,8 +64,11 @@ def test_a_compiled_gan_trains_as_the_eager_one(name, fake_fashion_dir, monkeypa
 
 @pytest.mark.slow
 def test_gan_compiled_to_generated_kernels_trains_as_the_eager_one(fake_fashion_dir):
+    """Generated kernels sum in another order than eager's, and which order depends on the CPU: G's largest
+    weight difference was below 1e-3 of its move on an AMD EPYC and 1.2e-3 on an Intel Xeon (both
+    avx512_bf16), with the losses equal to 2e-7; hence 1e-2 here (aot_eager, above, runs eager's kernels)."""
     torch.compiler.reset()
-    assert_same_training("gan")
+    assert_same_training("gan", weights_tolerance=1e-2)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
