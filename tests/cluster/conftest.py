@@ -42,6 +42,13 @@ def run(tmp_path, fake_fashion_dir, cluster):
         return run_launcher(*args, "--outputs", str(outputs), "--cluster", str(profile),
                             "--data-dir", str(fake_fashion_dir))
 
+    def launch_ok(*args: str) -> subprocess.CompletedProcess:
+        """Launch, and fail the test with the launcher's output unless it exits 0."""
+        result = launch(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    launch.ok = launch_ok
     launch.outputs, launch.data_dir, launch.profile = outputs, str(fake_fashion_dir), profile
     yield launch
     for path in outputs.glob(f"*/{queue.SLURM_FILE}"):  # leave nothing queued behind a failed test

@@ -67,8 +67,7 @@ def test_local_pack_member_that_fails_leaves_the_other_completed(tmp_path, fake_
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_a_pack_is_one_slurm_job_whose_members_keep_their_own_folders(run):
-    result = run("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", *TINY, "--run", "pack")
-    assert result.returncode == 0, result.stdout + result.stderr
+    run.ok("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", *TINY, "--run", "pack")
     group = submitted(run.outputs / "pack")["groups"][0]
     (pack_id, members), = group["packs"].items()
     assert members == ["gan/gan", "gan/lsgan"] and group["jobs"] == {"gan/gan": pack_id, "gan/lsgan": pack_id}
@@ -83,9 +82,8 @@ def test_a_pack_is_one_slurm_job_whose_members_keep_their_own_folders(run):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_a_failing_pack_member_leaves_the_other_completed_and_status_shows_each(run):
-    result = run("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", *TINY, "--run", "packfail",
-                 "--set", "gan/lsgan:data_dir=/nonexistent", "--no-data-check")
-    assert result.returncode == 0, result.stdout + result.stderr
+    run.ok("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", *TINY, "--run", "packfail",
+           "--set", "gan/lsgan:data_dir=/nonexistent", "--no-data-check")
     pack_id = submitted(run.outputs / "packfail")["groups"][0]["jobs"]["gan/gan"]
     assert wait_until_ended([pack_id], timeout=600)[pack_id]["State"] == "FAILED"  # SLURM sees the failure
     assert status(run.outputs / "packfail", "gan/gan")["state"] == "completed"
@@ -101,8 +99,7 @@ def test_a_failing_pack_member_leaves_the_other_completed_and_status_shows_each(
 def test_a_preempted_pack_requeues_and_each_member_resumes(run):
     budget = ("gan/gan", "gan/lsgan", "--partition", "gpu", "--pack", "2", "--epochs", "6", "--limit-batches", "3",
               "--no-aggregate", "--run", "packpre")
-    result = run(*budget)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run.ok(*budget)
     run_dir = run.outputs / "packpre"
     pack_id = submitted(run_dir)["groups"][0]["jobs"]["gan/gan"]
     deadline = time.monotonic() + 300

@@ -241,8 +241,7 @@ def job_log(run_dir: Path, name: str) -> str:
 def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
     import jobs
 
-    result = run("--all", "--partition", "gpu", "--epochs", "1", "--limit-batches", "2", "--run", "all")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run.ok("--all", "--partition", "gpu", "--epochs", "1", "--limit-batches", "2", "--run", "all")
     run_dir = run.outputs / "all"
     record = submitted(run_dir)
     names = {n: i for g in record["groups"] for n, i in g["jobs"].items()}
@@ -279,9 +278,8 @@ def test_every_catalogue_job_completes_and_the_report_starts_after_them(run):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_two_gpus_train_one_job_as_two_ddp_processes(run):
-    result = run("gan/gan", "--partition", "gpu", "--gpus-per-node", "2", "--epochs", "1", "--limit-batches", "2",
-                 "--run", "ddp", "--no-aggregate")
-    assert result.returncode == 0, result.stdout + result.stderr
+    run.ok("gan/gan", "--partition", "gpu", "--gpus-per-node", "2", "--epochs", "1", "--limit-batches", "2",
+           "--run", "ddp", "--no-aggregate")
     job_id = submitted(run.outputs / "ddp")["groups"][0]["jobs"]["gan/gan"]
     state = wait_until_ended([job_id], timeout=600)[job_id]["State"]
     assert state == "COMPLETED", job_log(run.outputs / "ddp", "gan/gan")
@@ -299,8 +297,7 @@ def nets(run_dir: Path) -> dict:
 def test_a_preempted_job_requeues_resumes_and_ends_with_the_weights_of_an_uninterrupted_one(run):
     budget = ("gan/gan", "--partition", "gpu", "--epochs", "6", "--limit-batches", "3", "--no-aggregate")
     for name in ("reference", "preempted"):
-        result = run(*budget, "--run", name)
-        assert result.returncode == 0, result.stdout + result.stderr
+        run.ok(*budget, "--run", name)
     ids = {name: submitted(run.outputs / name)["groups"][0]["jobs"]["gan/gan"] for name in ("reference", "preempted")}
     folder = run.outputs / "preempted" / "gan/gan"
 
@@ -340,9 +337,8 @@ def test_a_job_that_times_out_more_often_than_its_requeues_allow_says_so(run):
     with run.profile.open("a") as profile:
         profile.write("max_requeues = 1\n")
     # Under 10 minutes every warning counts as a time-out for submitit (and SLURM_RESTART_COUNT as one more).
-    result = run("gan/gan", "--partition", "gpu", "--time", "5", "--epochs", "500", "--limit-batches", "2",
-                 "--run", "short", "--no-aggregate")
-    assert result.returncode == 0, result.stdout + result.stderr
+    run.ok("gan/gan", "--partition", "gpu", "--time", "5", "--epochs", "500", "--limit-batches", "2",
+           "--run", "short", "--no-aggregate")
     job_id = submitted(run.outputs / "short")["groups"][0]["jobs"]["gan/gan"]
     folder = run.outputs / "short" / "gan/gan"
     log = Path(status_of(folder)["log_out"])
@@ -396,9 +392,8 @@ def test_a_queued_job_is_not_submitted_twice_and_cancel_marks_it(run):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_each_seed_is_its_own_array_task_with_its_own_folder(run):
-    result = run("gan/gan", "--seeds", "2", "--partition", "gpu", "--epochs", "1", "--limit-batches", "2",
-                 "--run", "seeds", "--no-aggregate")
-    assert result.returncode == 0, result.stdout + result.stderr
+    run.ok("gan/gan", "--seeds", "2", "--partition", "gpu", "--epochs", "1", "--limit-batches", "2",
+           "--run", "seeds", "--no-aggregate")
     (group,) = submitted(run.outputs / "seeds")["groups"]
     assert group["array"] and sorted(group["jobs"]) == ["gan/gan", "gan/gan.seed1"]
     assert sorted(group["jobs"].values()) == [f"{group['slurm_id']}_0", f"{group['slurm_id']}_1"]
