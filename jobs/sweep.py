@@ -27,7 +27,7 @@ import numpy as np
 
 from fashion import artifacts
 from fashion.task import ConfigError
-from jobs.catalogue import Job, convert
+from jobs.catalogue import Job, convert, get
 
 SWEEP_FILE = "sweep.json"
 MAX_TRIALS = 1000
@@ -137,9 +137,10 @@ def space_of(job: Job, name: str) -> list[Dim]:
     space = SPACES[name]
     dims = space.get(job.suite, []) + space.get(job.model, [])
     if not dims:
-        suites = ", ".join(f"every model of {key}" for key in sorted(space) if "/" not in key)
-        raise SweepError(f"--sweep-space {name}: no dimensions for {job.model} (the space covers {suites}); "
-                         "select those models, or give --sweep dimensions instead")
+        covered = [f"every model of {key}" for key in sorted(space) if "/" not in key]  # its suites, then models
+        covered += [key for key in sorted(space) if "/" in key and get(key).suite not in space]  # outside them
+        raise SweepError(f"--sweep-space {name}: no dimensions for {job.model} (the space covers "
+                         f"{', '.join(covered)}); select those models, or give --sweep dimensions instead")
     return [parse_dim(text) for text in dims]
 
 
@@ -362,8 +363,6 @@ def best_of(run_dir: Path) -> tuple[dict[str, Trial], dict]:
 
 def best_jobs(picked: dict[str, Trial], seeds: list[int]) -> list[Job]:
     """Each picked trial as a job of its own settings, from every seed."""
-    from jobs.catalogue import get
-
     return [dataclasses.replace(get(trial.name), defaults=dict(trial.settings)).with_seed(seed)
             for trial in picked.values() for seed in seeds]
 

@@ -77,8 +77,16 @@ def test_a_trial_job_is_found_by_name_with_its_task_and_the_catalogue_model():
 def test_the_lucic_space_covers_the_gans_with_their_own_weights():
     dims = {d.keys: d.text for d in sweep.space_of(jobs.get("gan/wgan_gp"), "lucic")}
     assert dims[("lr_g", "lr_d")] == "lr_g+lr_d=loguniform(1e-05,0.01)" and ("gp_weight",) in dims
-    with pytest.raises(sweep.SweepError, match="no dimensions for vae/conv"):
+    with pytest.raises(sweep.SweepError, match=r"no dimensions for vae/conv \(the space covers every model of gans\)"):
         sweep.space_of(jobs.get("vae/conv"), "lucic")
+
+
+def test_a_space_that_names_models_outside_its_suites_says_which(monkeypatch):
+    space = {"gans": ["beta1=uniform(0,1)"], "gan/wgan": ["clip=loguniform(0.001,1)"],  # gan/wgan: inside gans
+             "vae/conv": ["lr=loguniform(1e-4,1e-2)"]}
+    monkeypatch.setitem(sweep.SPACES, "mixed", space)
+    with pytest.raises(sweep.SweepError, match=r"covers every model of gans, vae/conv\); select"):
+        sweep.space_of(jobs.get("classify/cnn"), "mixed")
 
 
 @pytest.mark.parametrize("values, budget, expected", [
