@@ -375,3 +375,18 @@ def test_fid_curves_of_the_seeds_are_averaged_per_model(seeded_run):
     (epoch, mean, low, high, seeds), = bands["gan/cgan"]
     # Two training steps leave both seeds' uint8 snapshots alike, so the range may be a point here.
     assert (epoch, seeds) == (1, 2) and low <= mean <= high
+
+
+def test_single_snapshots_of_many_models_stay_on_their_epoch_and_inside_the_plot(tmp_path, monkeypatch):
+    """A short run's snapshots are one point per model: side by side, but within a quarter epoch of theirs and
+    all inside the axes (27 models once spread over a whole epoch and past the right edge)."""
+    from fashion.report.aggregate import plot_fid_curves
+
+    figures = []
+    monkeypatch.setattr(artifacts, "save_figure", lambda fig, path, **_: figures.append(fig) or path)
+    bands = {f"m{i:02d}": [{"epoch": 2, "mean": 10.0 + i, "min": 9.0 + i, "max": 11.0 + i, "n": 3}] for i in range(27)}
+    plot_fid_curves(bands, tmp_path / "fid_curves.png", [2000])
+    (ax,) = figures[0].axes
+    xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+    left, right = ax.get_xlim()
+    assert len(xs) == 27 and all(abs(x - 2) <= 0.25 and left < x < right for x in xs)

@@ -165,6 +165,9 @@ def log_tail(run_dir: Path, job: JobFolder) -> str:
     return f"{where}:\n{text}" if where != runfolder.STATUS_FILE else text
 
 
+SIDE_BY_SIDE = 0.5  # epochs that single snapshots of one epoch spread over, however many models: they stay on it
+
+
 def plot_fid_curves(bands: dict[str, list[dict]], path: Path, samples: list[int] = ()) -> Path:
     """Every model's FID over training epochs on one log-scale plot (from the jobs' snapshots): the mean
     over its seeds, with the min-max range over seeds shaded."""
@@ -177,11 +180,12 @@ def plot_fid_curves(bands: dict[str, list[dict]], path: Path, samples: list[int]
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     markers = "os^vD<>pP*Xh"
+    step = min(0.04, SIDE_BY_SIDE / max(1, len(bands) - 1))
     for i, (name, points) in enumerate(bands.items()):
         seeds = max(p["n"] for p in points)
         epochs = [p["epoch"] for p in points]
         if len(points) == 1:  # single snapshots side by side, so their seed ranges do not hide each other
-            epochs = [epochs[0] + 0.04 * (i - (len(bands) - 1) / 2)]
+            epochs = [epochs[0] + step * (i - (len(bands) - 1) / 2)]
         line, = ax.plot(epochs, [p["mean"] for p in points], marker=markers[i % len(markers)], ms=4, lw=1.4,
                         label=f"{name} ({seeds} seed{'s' if seeds > 1 else ''})")
         if seeds > 1 and len(points) > 1:
