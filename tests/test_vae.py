@@ -331,3 +331,46 @@ def test_conditional_job_uses_the_write_up_settings():
     config = job.make_config()
     assert job.task is ConditionalVAE and "class_grid.png" in job.task.expected_files
     assert (config.arch, config.optimizer, config.latent_dim) == ("blocks", "rmsprop", 100)
+
+
+# -- what docs/models.md says of the write-ups ------------------------------------------------------------
+def test_vae_targets_are_in_the_sigmoid_range_not_the_recipes_minus_one_to_one(task_factory, monkeypatch):
+    import fashion.vae.task as vae_task
+
+    seen = []
+    monkeypatch.setattr(vae_task, "reconstruction_loss", lambda kind, logits, target: seen.append(target)
+                        or vae_task.F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1))
+    task = task_factory("vae/mlp-z20-mse")
+    images = torch.zeros(32, 1, 28, 28, dtype=torch.uint8)
+    images[:, :, :14] = 255
+    task.train_step(images, torch.zeros(32, dtype=torch.long), Noise(task.device, 0))
+    assert seen[0].min() == 0 and seen[0].max() == 1  # black is 0, not the recipe's -1
+
+
+def test_z_is_drawn_with_the_standard_deviation_whose_variance_the_kl_takes(task_factory):
+    vae = task_factory("vae/mlp").vae
+    x, eps = torch.rand(4, 1, 28, 28), torch.randn(4, 20)
+    _, mean, logvar = vae(x, None, eps)
+    expected = vae.decode(mean + eps * logvar.exp().sqrt())
+    assert torch.allclose(vae(x, None, eps)[0], expected, atol=1e-5)
+
+
+def test_the_conv_decoder_starts_from_the_encoders_last_map_not_mendezs_49_units():
+    vae = VAE(jobs.get("vae/conv").make_config(), (1, 28, 28))
+    first = vae.decoder.dense[0]
+    assert (first.in_features, first.out_features) == (20, 64 * 7 * 7)
+
+
+def test_the_blocks_encoder_pools_by_two_after_conv_batchnorm_relu():
+    from torch import nn
+
+    vae = VAE(jobs.get("vae/cond").make_config(), (1, 28, 28))
+    kinds = [type(m) for m in vae.encoder.body]
+    assert kinds[:4] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    assert {m.kernel_size for m in vae.encoder.body if isinstance(m, nn.MaxPool2d)} == {2}
+
+
+def test_the_write_ups_training_lengths_differ_as_documented():
+    conv, z2, mlp = (jobs.get(n).make_config() for n in ("vae/conv", "vae/conv-z2", "vae/mlp-z20-mse"))
+    assert (conv.batch_size, conv.epochs) == (128, 30)  # Hilbers: 100 and 5
+    assert z2.epochs == 30 and (mlp.epochs, mlp.recon_loss) == (30, "mse")  # Méndez's manifold: 50; the recipe: 10
