@@ -306,7 +306,7 @@ class VAETask(Task):
         if len(dims) < self.config.latent_dim:
             title += (f"\nthe {len(dims)} of {self.config.latent_dim} dimensions whose means vary most over the "
                       "test set")
-        labels = ["every dimension"] + [f"z{d + 1} alone" for d in dims]
+        labels = ["every dimension (the recipe)"] + [f"z{d + 1} alone" for d in dims]
         analysis.save_traversal(images, to_unit_range(self.data.test.images[0]), TRAVERSAL_OFFSETS, labels,
                                 path, title)
 
