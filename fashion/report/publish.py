@@ -314,7 +314,7 @@ def readme(settings: dict, summary: dict, folder: Path) -> str:
     if summary.get("classifiers"):
         lines += ["", "## Classifiers beside the write-up", "",
                   f"Accuracy on the test set, and under FGSM with noise on the garment's pixels (the write-up's "
-                  f"variant) and on every pixel; in brackets what {classifiers.SOURCE} reports.", ""]
+                  f"variant) and on every pixel; each followed (SJSU) by what {classifiers.SOURCE} reports.", ""]
         lines += classifiers.markdown(summary["classifiers"])
         if (folder / classifiers.PLOT).is_file():
             lines += ["", f"![accuracy against FGSM epsilon]({classifiers.PLOT})"]
