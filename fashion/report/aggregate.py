@@ -124,7 +124,7 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
     console.print(summary.rich_models(models, ranked))
     if classified is not None:
         console.print(f"classifiers beside {classifiers.SOURCE}:", *classifiers.markdown(classified), sep="\n",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)  # a wrapped row would not be a markdown row
     if swept is not None:
         console.print("sweep at an equal budget:", *(f"  {line}" for line in summary.sweep_lines(swept)), sep="\n",
                       highlight=False, markup=False)
