@@ -5,7 +5,7 @@ import torch
 import jobs
 from helpers import tiny
 from fashion.classify.networks import ConvClassifier, DenseClassifier, load_classifier
-from fashion.classify.task import ClassifierTask, accuracy, fgsm, fgsm_curve, shift_and_flip
+from fashion.classify.task import ClassifierTask, accuracy, example_strengths, fgsm, fgsm_curve, shift_and_flip
 from fashion.task import ConfigError, Noise
 from fashion.training import fit
 
@@ -59,6 +59,13 @@ def test_fgsm_moves_each_pixel_by_at_most_epsilon_and_stays_in_unit_range():
     adversarial = fgsm(model, images, labels, 0.07)
     assert (adversarial - images).abs().max() <= 0.07 + 1e-6
     assert adversarial.min() >= 0 and adversarial.max() <= 1
+
+
+def test_fgsm_examples_show_the_write_ups_epsilons_where_measured_and_the_largest():
+    assert example_strengths((0.0, 0.025, 0.05, 0.1, 0.25)) == [0.05, 0.1, 0.25]
+    assert example_strengths((0.0, 0.1)) == [0.1]
+    assert example_strengths((0.0, 0.02, 0.03, 0.2)) == [0.03, 0.2]  # none of the write-up's: middle and largest
+    assert example_strengths((0.0,)) == []
 
 
 def test_shift_and_flip_moves_a_pixel_at_most_two_places_or_mirrors_it():

@@ -48,6 +48,9 @@ def run(trained_job, tmp_path_factory) -> Path:
         for name in ("gan/cgan", "gan/cgan.seed1"):
             fit_tiny(name, run / name, epochs=EPOCHS)
         save_classifier(run / "classify/cnn/model.pt", ConvClassifier().eval(), "cnn", test_accuracy=0.5)
+        artifacts.write_json(run / "classify/cnn/metrics.json", {
+            "job": "classify/cnn", "state": "completed", "epochs": EPOCHS, "test_accuracy": 0.5,
+            "fgsm": {"epsilon": [0.0, 0.05], "accuracy_garment_pixels": [0.5, 0.25], "accuracy_all_pixels": [0.5, 0.2]}})
         artifacts.write_status(run / "classify/cnn", "completed", epoch=EPOCHS, epochs=EPOCHS)
         build_report(run)
     return run
@@ -106,9 +109,11 @@ def test_the_readme_links_every_file_it_names(published):
     dest, _ = published
     readme = (dest / "README.md").read_text()
     links = [part.split(")")[0] for part in readme.split("](")[1:]]
-    assert {"contact_sheet.png", "fid_curves.png", "gifs/gan_cgan.gif", "summary.md", "settings.json"} <= set(links)
+    assert {"contact_sheet.png", "fid_curves.png", "gifs/gan_cgan.gif", "summary.md", "settings.json",
+            "classifiers_fgsm.png"} <= set(links)
     assert all((dest / link).is_file() for link in links), links
     assert "1. gan/cgan: FID" in readme and "Welch's t-test" in readme
+    assert "| classify/cnn | 1 | 50.0% | 90% | not measured | 91% | 25.0% | 75% | not measured |" in readme
 
 
 def test_only_real_changes_from_the_catalogue_are_listed(tmp_path):

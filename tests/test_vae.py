@@ -14,7 +14,8 @@ from fashion.data import CLASSES
 from fashion.task import ConfigError, Noise
 from fashion.training import fit
 from fashion.vae import VAE, ConditionalVAE, VAEConfig, gaussian_kl, reconstruction_loss
-from fashion.vae.analysis import first_of_each_class, interpolate, manifold_latents, parse_pair
+from fashion.vae.analysis import (epochs_shown, first_of_each_class, firsts_per_class, interpolate,
+                                  manifold_latents, most_varied_dims, parse_pair, traversal_latents)
 
 
 def small(job, **changes):
@@ -129,6 +130,7 @@ def test_a_2d_job_writes_its_pictures_and_the_test_elbo_each_epoch(fake_fashion_
     fit(job.task, config, tmp_path, job.name)
     for name in job.task.expected_files + ("recon/epoch_002.png", "latent/epoch_002.png"):
         assert (tmp_path / name).is_file(), name
+    assert sorted(load_checkpoint(tmp_path)["task"]["recon_rows"]) == [0, 1, 2]  # epoch 0: untrained
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_neg_elbo"] > 0 and metrics["test_active_dims"] <= 2
     assert metrics["test_informative_dims"] <= 2
@@ -145,8 +147,74 @@ def test_a_resumed_run_equals_an_uninterrupted_one_reconstruction_rows_included(
     for key, tensor in a["nets"]["vae"].items():
         assert torch.equal(tensor, b["nets"]["vae"][key]), key
     rows_a, rows_b = a["task"]["recon_rows"], b["task"]["recon_rows"]
-    assert len(rows_b) == 2 and rows_b[0].shape == (10, 1, 28, 28)
-    assert all(torch.equal(x, y) for x, y in zip(rows_a, rows_b))
+    assert sorted(rows_b) == [0, 1, 2] and rows_b[0].shape == (10, 1, 28, 28)
+    assert all(torch.equal(rows_a[e], rows_b[e]) for e in rows_a)
+
+
+# -- the reconstruction figure (Hilbers' Fig. 4) -------------------------------------------------------
+def test_reconstruction_rows_start_with_the_untrained_network_on_the_first_ten_test_images(task_factory):
+    task = task_factory("vae/conv")
+    untrained = task.reconstruct(task.encode_means(list(range(10))))
+    assert task.recon_index == list(range(10)) and torch.equal(task.recon_rows[0], untrained)
+    train(task, 3)
+    assert not torch.equal(task.reconstruct(task.encode_means(task.recon_index)), untrained)
+    assert list(task.recon_rows) == [0]  # training leaves the epoch-0 row as it was drawn
+
+
+def test_a_checkpoint_that_reconstructed_other_images_restarts_the_figure(task_factory):
+    task = task_factory("vae/mlp")
+    row0 = task.recon_rows[0]
+    task.load_state_dict({"recon_rows": [torch.zeros(10, 1, 28, 28, dtype=torch.uint8)]})  # no recon_index
+    assert list(task.recon_rows) == [0] and torch.equal(task.recon_rows[0], row0)
+    saved = {"recon_rows": {0: row0, 1: row0 // 2}, "recon_index": list(range(10))}
+    task.load_state_dict(saved)
+    assert sorted(task.recon_rows) == [0, 1]
+
+
+def test_the_figure_shows_every_epoch_or_evenly_spaced_ones_from_epoch_0_to_the_last():
+    assert epochs_shown([2, 0, 1]) == [0, 1, 2]
+    shown = epochs_shown(range(31), most=15)
+    assert len(shown) == 15 and shown[0] == 0 and shown[-1] == 30 and shown == sorted(shown)
+
+
+# -- the latent traversal (the PyTorch recipe) and the data set's classes ------------------------------
+def test_traversal_shifts_every_dimension_then_each_one_alone():
+    mean, offsets = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([-0.5, 0.0, 3.0])
+    walks = traversal_latents(mean, offsets, [0, 2])
+    assert walks.shape == (3, 3, 3)
+    assert torch.equal(walks[0, 2], mean + 3) and torch.equal(walks[0, 1], mean)
+    assert torch.equal(walks[1, 0], torch.tensor([0.5, -2.0, 0.5]))
+    assert torch.equal(walks[2, 2], torch.tensor([1.0, -2.0, 3.5]))
+
+
+def test_a_large_latent_walks_the_dimensions_whose_means_vary_most_in_index_order():
+    means = torch.randn(500, 6) * torch.tensor([0.1, 3.0, 0.2, 2.0, 1.0, 0.01])
+    assert most_varied_dims(means, 3) == [1, 3, 4]
+    assert most_varied_dims(means, 8) == list(range(6))
+
+
+def test_traversal_steps_run_from_minus_half_to_three_by_quarters():
+    from fashion.vae.task import TRAVERSAL_OFFSETS
+
+    assert TRAVERSAL_OFFSETS[0] == -0.5 and TRAVERSAL_OFFSETS[-1] == 3.0
+    assert all(b - a == 0.25 for a, b in zip(TRAVERSAL_OFFSETS, TRAVERSAL_OFFSETS[1:]))
+
+
+def test_the_traversal_decodes_the_first_test_image_at_its_mean_where_the_shift_is_zero(task_factory):
+    task = task_factory("vae/conv-z5")
+    train(task, 3)
+    _, means = task.evaluate()
+    offsets = torch.tensor([0.0, 1.0])
+    walks = traversal_latents(means[0], offsets, [0])
+    images = task.decode01(walks.flatten(0, 1)).view(2, 2, 1, 28, 28)
+    at_mean = task.decode01(means[:1])[0]
+    assert torch.allclose(images[0, 0], at_mean) and torch.allclose(images[1, 0], at_mean)
+    assert not torch.allclose(images[1, 1], at_mean)
+
+
+def test_dataset_overview_takes_the_first_images_of_each_class_in_class_order():
+    classes = torch.tensor([1, 0, 1, 1, 2, 0])
+    assert firsts_per_class(classes, 2, 4) == [[1, 5], [0, 2], [4], []]
 
 
 # -- conditioning ------------------------------------------------------------------------------------
@@ -263,3 +331,46 @@ def test_conditional_job_uses_the_write_up_settings():
     config = job.make_config()
     assert job.task is ConditionalVAE and "class_grid.png" in job.task.expected_files
     assert (config.arch, config.optimizer, config.latent_dim) == ("blocks", "rmsprop", 100)
+
+
+# -- what docs/models.md says of the write-ups ------------------------------------------------------------
+def test_vae_targets_are_in_the_sigmoid_range_not_the_recipes_minus_one_to_one(task_factory, monkeypatch):
+    import fashion.vae.task as vae_task
+
+    seen = []
+    monkeypatch.setattr(vae_task, "reconstruction_loss", lambda kind, logits, target: seen.append(target)
+                        or vae_task.F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1))
+    task = task_factory("vae/mlp-z20-mse")
+    images = torch.zeros(32, 1, 28, 28, dtype=torch.uint8)
+    images[:, :, :14] = 255
+    task.train_step(images, torch.zeros(32, dtype=torch.long), Noise(task.device, 0))
+    assert seen[0].min() == 0 and seen[0].max() == 1  # black is 0, not the recipe's -1
+
+
+def test_z_is_drawn_with_the_standard_deviation_whose_variance_the_kl_takes(task_factory):
+    vae = task_factory("vae/mlp").vae
+    x, eps = torch.rand(4, 1, 28, 28), torch.randn(4, 20)
+    _, mean, logvar = vae(x, None, eps)
+    expected = vae.decode(mean + eps * logvar.exp().sqrt())
+    assert torch.allclose(vae(x, None, eps)[0], expected, atol=1e-5)
+
+
+def test_the_conv_decoder_starts_from_the_encoders_last_map_not_mendezs_49_units():
+    vae = VAE(jobs.get("vae/conv").make_config(), (1, 28, 28))
+    first = vae.decoder.dense[0]
+    assert (first.in_features, first.out_features) == (20, 64 * 7 * 7)
+
+
+def test_the_blocks_encoder_pools_by_two_after_conv_batchnorm_relu():
+    from torch import nn
+
+    vae = VAE(jobs.get("vae/cond").make_config(), (1, 28, 28))
+    kinds = [type(m) for m in vae.encoder.body]
+    assert kinds[:4] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    assert {m.kernel_size for m in vae.encoder.body if isinstance(m, nn.MaxPool2d)} == {2}
+
+
+def test_the_write_ups_training_lengths_differ_as_documented():
+    conv, z2, mlp = (jobs.get(n).make_config() for n in ("vae/conv", "vae/conv-z2", "vae/mlp-z20-mse"))
+    assert (conv.batch_size, conv.epochs) == (128, 30)  # Hilbers: 100 and 5
+    assert z2.epochs == 30 and (mlp.epochs, mlp.recon_loss) == (30, "mse")  # Méndez's manifold: 50; the recipe: 10

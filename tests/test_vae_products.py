@@ -66,6 +66,15 @@ def test_reader_keeps_good_products_and_counts_each_problem(product_dir, capsys)
     assert "skipped 5" in capsys.readouterr().out
 
 
+def test_one_product_in_twenty_of_each_subcategory_is_held_out_as_in_the_write_up(product_dir):
+    config = product_config(product_dir)
+    assert config.test_every == 20  # the write-up's 19:1 split
+    catalogue = load_products(config)
+    assert len(catalogue.test) == len(SUBCATEGORIES)  # 8 or 9 products each: only the first of each is held out
+    assert len(catalogue.train) == 49 - len(SUBCATEGORIES)
+    assert len(load_products(product_config(product_dir, test_every=4)).test) == 2 * len(SUBCATEGORIES) + 1
+
+
 def test_products_become_80x60_rgb_with_a_subcategory_and_a_gender_hot(product_dir):
     catalogue = load_products(product_config(product_dir))
     images, labels = catalogue.train.images, catalogue.train.labels

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from fashion import runfolder
-from fashion.report import collect, page, stats, summary, sweep
+from fashion.report import classifiers, collect, page, stats, summary, sweep
 from fashion.report.quality import Quality, Unmeasured
 from fashion.runfolder import REPORT_DIR, JobFolder
 
@@ -101,6 +101,10 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
     header["models"], header["fid_ranking"] = models, ranked
     if left_out := stats.not_ranked(models):
         header["not ranked"] = "; ".join(left_out)
+    classified, fgsm_plot = classifiers.view(models), None
+    if classified is not None:  # the classifiers beside the write-up's claims
+        header["classifiers"] = classified
+        fgsm_plot = classifiers.plot(classified, report_dir / classifiers.PLOT)
     swept = sweep.view(run_dir, models)
     budget_plot = None
     if swept is not None:
@@ -115,9 +119,12 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
     if swept is not None:
         summary.write_sweep(report_dir, swept)
     index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked,
-                        sweep=swept, budget_plot=budget_plot)
+                        sweep=swept, budget_plot=budget_plot, classified=classified, fgsm_plot=fgsm_plot)
     console.print(summary.rich_table(run_dir.name, rows))
     console.print(summary.rich_models(models, ranked))
+    if classified is not None:
+        console.print(f"classifiers beside {classifiers.SOURCE}:", *classifiers.markdown(classified), sep="\n",
+                      highlight=False, markup=False, soft_wrap=True)  # a wrapped row would not be a markdown row
     if swept is not None:
         console.print("sweep at an equal budget:", *(f"  {line}" for line in summary.sweep_lines(swept)), sep="\n",
                       highlight=False, markup=False)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from fashion import artifacts
+from fashion.report import classifiers
 from fashion.report.summary import BY_KEY, COLUMNS, MODEL_KEYS, cells, model_cells
 from fashion.runfolder import split_seed, split_trial
 
@@ -20,11 +21,12 @@ SECTIONS_ON_INDEX = 60
 
 def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections: list[dict],
            fid_curves: Path | None = None, models: list[dict] = (), ranked: list[dict] = (), sweep: dict | None = None,
-           budget_plot: Path | None = None) -> Path:
+           budget_plot: Path | None = None, classified: dict | None = None, fgsm_plot: Path | None = None) -> Path:
     """Write index.html (and jobs.html in a run of more than SECTIONS_ON_INDEX jobs). ``sections``: per job,
     {"job", "state", "note", "pictures": [Path], "samples": Path, "log": text or None}; ``fid_curves``: the
     FID-over-epochs plot, if any job kept snapshots; ``models`` and ``ranked``: the numbers over seeds
-    (fashion.report.stats); ``sweep``: the sweep view (fashion.report.sweep) and its ``budget_plot``."""
+    (fashion.report.stats); ``sweep``: the sweep view (fashion.report.sweep) and its ``budget_plot``;
+    ``classified``: the classifiers beside the write-up (fashion.report.classifiers) and their ``fgsm_plot``."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -51,6 +53,8 @@ def render(report_dir: Path, run: str, header: dict, rows: list[dict], sections:
         fid_curves=link(fid_curves) if fid_curves else None,
         model_columns=[BY_KEY[k] for k in MODEL_KEYS], models=[model_view(m) for m in models], ranked=ranked,
         sweep=sweep, budget_plot=link(budget_plot) if budget_plot else None,
+        classified=classifiers.table(classified) if classified else None, classified_source=classifiers.SOURCE,
+        fgsm_plot=link(fgsm_plot) if fgsm_plot else None,
     )
     if jobs_page:
         artifacts.write_text(report_dir / jobs_page, env.get_template("jobs.html.j2").render(run=run, sections=shown))

@@ -5,6 +5,8 @@
                          sheet, the FID ranking, links to everything below
       contact_sheet.png  each model's final samples (its lowest seed), titled with its FID over seeds
       fid_curves.png     FID over epochs, from the report
+      classifiers_fgsm.png
+                         the classifiers' accuracy against FGSM epsilon beside the write-up's, from the report
       summary.md|csv|json, models.csv
                          the report's tables: every job, and every model over its seeds
       gifs/<model>.gif   each GAN's samples over its epochs (lowest seed, at most GIF_FRAMES frames)
@@ -26,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from fashion import artifacts, runfolder
-from fashion.report import collect
+from fashion.report import classifiers, collect
 from fashion.report.summary import md_cell, ranking_lines
 from fashion.runfolder import REPORT_DIR, split_seed
 
@@ -67,7 +69,7 @@ def publish(run_dir, dest, full: dict[str, dict], force: bool = False) -> dict:
         raise PublishError(f"cannot publish to {dest}: {err.strerror or err} in {dest.parent}; give --out a "
                            "folder you can write") from None
     try:
-        for name in TABLES + ("fid_curves.png",):
+        for name in TABLES + ("fid_curves.png", classifiers.PLOT):
             if (report / name).is_file():
                 artifacts.write_bytes(building / name, (report / name).read_bytes())
         firsts = {model: job for model, (job, _) in runfolder.lowest_seeds(
@@ -309,6 +311,13 @@ def readme(settings: dict, summary: dict, folder: Path) -> str:
     lines += [f"{line}  " for line in ranked] or ["No model has an FID."]
     if (folder / "fid_curves.png").is_file():
         lines += ["", "## FID over epochs", "", "![FID over epochs](fid_curves.png)"]
+    if summary.get("classifiers"):
+        lines += ["", "## Classifiers beside the write-up", "",
+                  f"Accuracy on the test set, and under FGSM with noise on the garment's pixels (the write-up's "
+                  f"variant) and on every pixel; each followed (SJSU) by what {classifiers.SOURCE} reports.", ""]
+        lines += classifiers.markdown(summary["classifiers"])
+        if (folder / classifiers.PLOT).is_file():
+            lines += ["", f"![accuracy against FGSM epsilon]({classifiers.PLOT})"]
     if settings["gifs"]:
         lines += ["", "## Samples over epochs (lowest seed)", ""]
         lines += [f"- [{model}]({path})" for model, path in settings["gifs"].items()]

@@ -1,5 +1,6 @@
 """The VAE pictures and latent-space operations: reconstructions over epochs, the 2-D latent map and
-manifold, interpolation, arithmetic, ELBO curves. Pure functions of tensors; files go through artifacts."""
+manifold, interpolation, arithmetic, the latent traversal, the data set's classes, ELBO curves. Pure functions
+of tensors; files go through artifacts."""
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +37,11 @@ def first_of_each_class(classes: torch.Tensor, count: int) -> list[int]:
         if i not in chosen:
             chosen.append(i)
     return chosen
+
+
+def firsts_per_class(classes: torch.Tensor, count: int, n_classes: int) -> list[list[int]]:
+    """Per class (in class order), the indices of its first ``count`` images; fewer where it has fewer."""
+    return [(classes == c).nonzero().flatten()[:count].tolist() for c in range(n_classes)]
 
 
 @dataclass
@@ -102,6 +108,21 @@ def manifold_latents(side: int) -> torch.Tensor:
     return torch.stack([z1.flatten(), z2.flatten()], 1)
 
 
+def traversal_latents(mean: torch.Tensor, offsets: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    """(1 + len(dims), len(offsets), d): ``mean`` shifted by each offset on every dimension at once (the
+    recipe's walk), then on each of ``dims`` alone."""
+    eye = torch.eye(mean.numel(), dtype=mean.dtype, device=mean.device)
+    directions = torch.cat([torch.ones_like(mean)[None], eye[dims]])
+    return mean + offsets.to(mean)[None, :, None] * directions[:, None, :]
+
+
+def most_varied_dims(means: torch.Tensor, most: int) -> list[int]:
+    """The ``most`` latent dimensions whose posterior means vary most over the data, in index order."""
+    if means.shape[1] <= most:
+        return list(range(means.shape[1]))
+    return sorted(means.float().var(0).topk(most).indices.tolist())
+
+
 def active_dims(means: torch.Tensor, threshold: float = 0.01) -> int:
     """Latent dimensions whose posterior mean varies across the data (Burda et al.'s active units)."""
     return int((means.float().var(0) > threshold).sum())
@@ -131,28 +152,51 @@ def grid_array(images: torch.Tensor, nrow: int, padding: int = 2) -> np.ndarray:
     return grid.permute(1, 2, 0).numpy()
 
 
-def _labelled_rows(images: torch.Tensor, per_row: int, labels: list[str], path, title: str = "") -> None:
+def _labelled_rows(images: torch.Tensor, per_row: int, labels: list[str], path, title: str = "",
+                   columns: list[str] = (), xlabel: str = "") -> None:
     plt = _plt()
     rows = len(labels)
     shape = images.shape[-2:]
-    fig, ax = plt.subplots(figsize=(0.6 * per_row * shape[1] / 28 + 1.6, 0.6 * rows * shape[0] / 28 + 0.6))
+    fig, ax = plt.subplots(figsize=(0.6 * per_row * shape[1] / 28 + 1.6,
+                                    0.6 * rows * shape[0] / 28 + 0.6 + 0.3 * bool(columns or xlabel)))
     ax.imshow(grid_array(images, per_row), interpolation="nearest")
     step = shape[0] + 2
     ax.set_yticks([2 + step * i + shape[0] / 2 for i in range(rows)], labels, fontsize=8)
-    ax.set_xticks([])
+    width = shape[1] + 2
+    ax.set_xticks([2 + width * i + shape[1] / 2 for i in range(len(columns))], columns, fontsize=7)
+    ax.set_xlabel(xlabel, fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     artifacts.save_figure(fig, path)
 
 
-def save_recon_over_epochs(rows: list[torch.Tensor], originals: torch.Tensor, path, first_epoch: int = 1) -> None:
-    """Reconstructions of the same test images, one row per epoch, the originals in the last row."""
-    epochs = list(range(len(rows)))
-    if len(epochs) > MAX_EPOCH_ROWS:
-        epochs = sorted({int(round(x)) for x in np.linspace(0, len(rows) - 1, MAX_EPOCH_ROWS)})
+def epochs_shown(epochs, most: int = MAX_EPOCH_ROWS) -> list[int]:
+    """The epochs of the reconstruction figure: all, or ``most`` evenly spaced ones, the first and last kept."""
+    epochs = sorted(epochs)
+    if len(epochs) <= most:
+        return epochs
+    return [epochs[i] for i in sorted({int(round(x)) for x in np.linspace(0, len(epochs) - 1, most)})]
+
+
+def save_recon_over_epochs(rows: dict[int, torch.Tensor], originals: torch.Tensor, path) -> None:
+    """Reconstructions of the same test images, one row per epoch (``rows``: epoch -> uint8 images; epoch 0 is
+    the untrained network), the originals in the last row: Hilbers' Fig. 4."""
+    epochs = epochs_shown(rows)
     images = torch.cat([rows[e].float() / 255 for e in epochs] + [originals.float()])
-    labels = [f"epoch {first_epoch + e}" for e in epochs] + ["original"]
+    labels = [f"epoch {e}" + (" (untrained)" if e == 0 else "") for e in epochs] + ["original"]
     _labelled_rows(images, len(originals), labels, path, title="reconstructions after n epochs")
+
+
+def save_traversal(images: torch.Tensor, original: torch.Tensor, offsets, labels: list[str], path,
+                   title: str) -> None:
+    """(rows, len(offsets), C, H, W) decoded walks after a leading column that holds ``original`` in the first
+    row (blank below), the shifts written under the columns."""
+    blank = torch.ones_like(original)
+    lead = torch.stack([original] + [blank] * (len(images) - 1))[:, None]
+    grid = torch.cat([lead, images.to(lead)], 1)
+    columns = ["original"] + [f"{o:+g}" if o else "0" for o in offsets]
+    _labelled_rows(grid.flatten(0, 1), grid.shape[1], labels, path, title, columns=columns,
+                   xlabel="shift added to the latent mean")
 
 
 def save_rows(images: torch.Tensor, labels: list[str], path, title: str = "") -> None:

@@ -26,6 +26,10 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": functools.partial(torch.optim
 GRID = 10  # columns of every picture grid; also the number of reconstructed test images
 MANIFOLD_SIDE = 20  # the 2-D manifold figure decodes a 20 x 20 grid of z
 EVAL_BATCH = 1000
+# The latent traversal: the PyTorch recipe's shifts of one image's latent mean, -0.5 to 3 in steps of 0.25,
+# along at most this many dimensions (a larger z shows those whose means vary most over the test set).
+TRAVERSAL_OFFSETS = tuple(-0.5 + 0.25 * i for i in range(15))
+TRAVERSAL_DIMS = 20
 
 
 @dataclass
@@ -129,7 +133,7 @@ class VAETask(Task):
 
     config_class = VAEConfig
     expected_files = ("samples.gif", "samples/epoch_001.png", "recon/epoch_001.png", "recon_over_epochs.png",
-                 "elbo.png", "interpolation.png", "arithmetic.png")
+                      "elbo.png", "interpolation.png", "arithmetic.png", "traversal.png", "dataset.png")
 
     def __init__(self, config: VAEConfig, accelerator, data):
         super().__init__(config, accelerator, data)
@@ -137,7 +141,8 @@ class VAETask(Task):
         self.nets = {"vae": VAE(config, self.shape, self.condition_dim).to(self.device)}
         self.opts = {"vae": self.optimizer(OPTIMIZERS[config.optimizer], self.nets["vae"].parameters(), lr=config.lr)}
         self.test_classes = self.classes_of(data.test.labels)
-        self.shown = analysis.first_of_each_class(self.test_classes, GRID)
+        self.shown = analysis.first_of_each_class(self.test_classes, GRID)  # the arithmetic's items x
+        self.recon_index = list(range(min(GRID, len(data.test))))  # Hilbers' Fig. 4: the first 10 test images
         self.pairs = [analysis.parse_pair(s, self.class_names, self.test_classes) for s in config.interpolate]
         self.directions = [analysis.parse_pair(s, self.class_names, self.test_classes) for s in config.arithmetic]
         fixed = Noise(self.device, config.seed + 12345)
@@ -146,7 +151,8 @@ class VAETask(Task):
             self.fixed_z = fixed.normal(GRID * GRID, config.latent_dim)
         else:  # the same z in every row, so rows differ only by their condition
             self.fixed_z = fixed.normal(GRID, config.latent_dim).repeat(len(self.grid_conditions), 1)
-        self.recon_rows: list[torch.Tensor] = []  # uint8 reconstructions per epoch, for the "after n epochs" figure
+        # uint8 reconstructions per epoch for the "after n epochs" figure, from epoch 0: the untrained network.
+        self.recon_rows: dict[int, torch.Tensor] = {0: self.reconstruct(self.encode_means(self.recon_index))}
 
     # -- what a conditional subclass changes ----------------------------------------------------------
     condition_dim = 0
@@ -214,6 +220,19 @@ class VAETask(Task):
         return out, means
 
     @torch.no_grad()
+    def encode_means(self, index: list[int]) -> torch.Tensor:
+        """Posterior means of these test images, BatchNorm in eval mode."""
+        index_t = torch.as_tensor(index, device=self.device)
+        x = to_unit_range(self.data.test.images[index_t])
+        with analysis.eval_mode(self.vae) as vae:
+            return vae.encode(x, self.condition(x, self.data.test.labels[index_t]))[0].float()
+
+    def reconstruct(self, means: torch.Tensor) -> torch.Tensor:
+        """The reconstruction figure's row (uint8, on the CPU) from its test images' posterior means."""
+        index = torch.as_tensor(self.recon_index, device=self.device)
+        return (self.decode01(means, self.test_conditions(index)) * 255).round().to(torch.uint8).cpu()
+
+    @torch.no_grad()
     def decode01(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Mean images in [0, 1] for latents (and conditions), in batches, BatchNorm in eval mode."""
         vae = self.vae
@@ -241,14 +260,11 @@ class VAETask(Task):
     def end_epoch(self, epoch, out):
         numbers, means = self.evaluate()
         artifacts.save_grid(self.samples(), out / f"samples/epoch_{epoch:03d}.png", nrow=GRID, value_range=(0, 1))
-        index = torch.as_tensor(self.shown, device=self.device)
-        originals = to_unit_range(self.data.test.images[index])
-        recon = self.decode01(means[index], self.test_conditions(index))
-        artifacts.save_grid(torch.cat([recon, originals]), out / f"recon/epoch_{epoch:03d}.png",
-                            nrow=len(index), value_range=(0, 1))
-        self.recon_rows.append((recon * 255).round().to(torch.uint8).cpu())
-        analysis.save_recon_over_epochs(self.recon_rows, originals.cpu(), out / "recon_over_epochs.png",
-                                        first_epoch=epoch - len(self.recon_rows) + 1)
+        originals = to_unit_range(self.data.test.images[self.recon_index]).cpu()
+        self.recon_rows[epoch] = self.reconstruct(means[self.recon_index])
+        artifacts.save_grid(torch.cat([self.recon_rows[epoch].float() / 255, originals]),
+                            out / f"recon/epoch_{epoch:03d}.png", nrow=len(originals), value_range=(0, 1))
+        analysis.save_recon_over_epochs(self.recon_rows, originals, out / "recon_over_epochs.png")
         if self.config.latent_dim == 2:
             analysis.save_latent_scatter(means.cpu(), self.test_classes.cpu(), self.class_names,
                                          out / f"latent/epoch_{epoch:03d}.png", title=f"test set, epoch {epoch}")
@@ -270,9 +286,39 @@ class VAETask(Task):
                                title="latent interpolation (originals at both ends)")
         if self.directions:
             analysis.save_arithmetic(self.arithmetic_panels(means), out / "arithmetic.png")
+        self.draw_traversal(means, out / "traversal.png")
+        self.draw_dataset(out / "dataset.png")
         if self.config.latent_dim == 2:
             analysis.make_padded_gif(sorted((out / "latent").glob("epoch_*.png")), out / "latent.gif")
         return numbers
+
+    def draw_traversal(self, means: torch.Tensor, path) -> None:
+        """The PyTorch recipe's walk from the first test image: its posterior mean plus each shift, along every
+        dimension at once (the recipe's row) and along each dimension alone, decoded at the shifted mean."""
+        dims = analysis.most_varied_dims(means, TRAVERSAL_DIMS)
+        offsets = torch.tensor(TRAVERSAL_OFFSETS, device=self.device)
+        latents = analysis.traversal_latents(means[0], offsets, dims)
+        cond = self.test_conditions(torch.tensor([0], device=self.device))
+        cond = None if cond is None else cond.expand(latents.shape[0] * latents.shape[1], -1)
+        images = self.decode01(latents.flatten(0, 1), cond).view(*latents.shape[:2], *self.shape)
+        name = self.class_names[int(self.test_classes[0])]
+        title = f"latent traversal of test image 0 ({name}): posterior mean + shift, decoded"
+        if len(dims) < self.config.latent_dim:
+            title += (f"\nthe {len(dims)} of {self.config.latent_dim} dimensions whose means vary most over the "
+                      "test set")
+        labels = ["every dimension (the recipe)"] + [f"z{d + 1} alone" for d in dims]
+        analysis.save_traversal(images, to_unit_range(self.data.test.images[0]), TRAVERSAL_OFFSETS, labels,
+                                path, title)
+
+    def draw_dataset(self, path) -> None:
+        """Hilbers' Fig. 1: the first training images of each class, one class per row."""
+        classes = self.classes_of(self.data.train.labels)
+        picks = analysis.firsts_per_class(classes, GRID, len(self.class_names))
+        blank = torch.ones(*self.shape, device=self.device)
+        rows = [torch.stack([to_unit_range(self.data.train.images[i]) for i in index] + [blank] * (GRID - len(index)))
+                for index in picks]
+        analysis.save_rows(torch.stack(rows), list(self.class_names), path,
+                           title=f"the training split: its first {GRID} images of each class")
 
     def interpolation_rows(self, means: torch.Tensor) -> torch.Tensor:
         """(pairs, GRID + 2, C, H, W): original A, GRID decoded steps from A to B, original B."""
@@ -317,10 +363,12 @@ class VAETask(Task):
 
     # -- resume ------------------------------------------------------------------------------------
     def state_dict(self):
-        return {"recon_rows": self.recon_rows}
+        return {"recon_rows": self.recon_rows, "recon_index": self.recon_index}
 
     def load_state_dict(self, state):
-        self.recon_rows = list(state.get("recon_rows", []))
+        # A checkpoint that reconstructed other test images (an older version's) starts the figure afresh.
+        if state.get("recon_index") == self.recon_index:
+            self.recon_rows = dict(state["recon_rows"])
 
 
 class LatentPlaneVAE(VAETask):
