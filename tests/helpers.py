@@ -105,6 +105,12 @@ def copy_job(src: Path, dst: Path, link: bool = True) -> None:
     shutil.copytree(src, dst, copy_function=os.link if link else shutil.copy2)
 
 
+def final_entry(quality: dict) -> dict:
+    """The final generator's one entry of a metrics.json ``quality`` section (beside it: the best checkpoint's)."""
+    (entry,) = [e for e in quality.values() if e["stamp"].get("checkpoint", "final") == "final"]
+    return entry
+
+
 class Interrupted(Exception):
     pass
 
