@@ -107,7 +107,7 @@ def aggregate(run_dir, console=None, classifier: str | None = None, rank_by: str
     models, ranked, left_out, swept = verdicts(run_dir, rows, rank_by, header)
     budget_plot = sweep.plot_budget_curves(swept, report_dir / "sweep_budget.png") if swept is not None else None
     summary.write_summaries(report_dir, run_dir.name, header, rows)
-    summary.write_model_summaries(report_dir, models, ranked, rank_by, left_out)
+    summary.write_model_summaries(report_dir, models, ranked, rank_by, grouped(left_out))
     if swept is not None:
         summary.write_sweep(report_dir, swept)
     index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked,
@@ -134,7 +134,7 @@ def verdicts(run_dir: Path, rows: list[dict], rank_by: str, header: dict):
     left_out = stats.not_ranked(chosen)
     header.update(rank_by=rank_by, models=models, fid_ranking=ranked)
     if left_out:
-        header["not ranked"] = "; ".join(left_out)
+        header["not ranked"] = "; ".join(grouped(left_out))
     if not any(m["numbers"].get("fid") for m in chosen) and any(m["numbers"].get("fid") for m in beside):
         header["ranking note"] = (f"ranked by {rank_by}: no model has that checkpoint's FID (a best checkpoint "
                                   f"needs snapshots, and jobs newer than its choice); --rank-by {other} ranks this run")
@@ -145,10 +145,19 @@ def verdicts(run_dir: Path, rows: list[dict], rank_by: str, header: dict):
         f"per model over its completed seeds: mean ± std and a {stats.CONFIDENCE:.0%} Student-t interval, and its "
         f"failed seeds (failed or diverged) out of the finished ones. Ranked by {summary.CHECKPOINT_WORDS[rank_by]}: "
         f"ordered by the median over finished seeds, a failed seed counting as worse than any FID; every pair of "
-        f"ranked models tested ({stats.TEST_NAME}, or, where a seed failed, an {stats.RANK_TEST}), p-values "
-        f"Holm-adjusted over all pairs: 'significant' holds for the whole table at {stats.ALPHA:.0%}. A model needs "
-        f"{stats.MIN_SEEDS} completed seeds to be ranked")
+        f"ranked models tested by {stats.TEST_NAME} (a pair with a failed seed: by an exact permutation test of "
+        f"the seeds' ranks), p-values Holm-adjusted over all pairs: 'significant' holds for the whole table at "
+        f"{stats.ALPHA:.0%}. A model needs {stats.MIN_SEEDS} completed seeds to be ranked")
     return models, ranked, left_out, swept
+
+
+def grouped(reasons: list[str]) -> list[str]:
+    """``MODEL: why`` lines with the same why said once, after their models: 16 one-seed VAEs in one line."""
+    by_why: dict[str, list[str]] = {}
+    for reason in reasons:
+        model, _, why = reason.partition(": ")
+        by_why.setdefault(why, []).append(model)
+    return [f"{', '.join(models)}: {why}" for why, models in by_why.items()]
 
 
 def job_row(job: JobFolder) -> dict:
