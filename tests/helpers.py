@@ -21,6 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
 
 
+def benchmark(name: str):
+    """A script of benchmarks/ as a module (``benchmark("collate").make_run`` writes a synthetic run)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
     """Write an unsigned-byte IDX file (the original Fashion-MNIST format)."""
     header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

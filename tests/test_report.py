@@ -12,9 +12,10 @@ import torch
 from rich.console import Console
 
 import jobs
-from helpers import copy_job, final_entry, fit_tiny
+from helpers import benchmark, copy_job, final_entry, fit_tiny
 from fashion import artifacts, measure, runfolder
 from fashion.classify.networks import ConvClassifier, save_classifier
+from fashion.data import load_fashion
 from fashion.evaluator import read_metadata
 from fashion.measure import Stamp, Yardstick
 from fashion.report import aggregate
@@ -389,6 +390,26 @@ def test_fid_curves_of_the_seeds_are_averaged_per_model(seeded_run):
     (epoch, mean, low, high, seeds), = bands["gan/cgan"]
     # Two training steps leave both seeds' uint8 snapshots alike, so the range may be a point here.
     assert (epoch, seeds) == (1, 2) and low <= mean <= high
+
+
+def test_a_model_with_two_of_three_seeds_diverged_is_never_first_and_shows_its_failures(tmp_path, module_data):
+    run = tmp_path / "flaky"
+    benchmark("collate").make_run(run, models=3, trials=0, seeds=3, yardstick=Yardstick.shipped(
+        load_fashion().test.images))
+    for job in ("gan/wgan.seed1", "gan/wgan.seed2"):
+        artifacts.write_status(run / job, "diverged", epoch=3, epochs=10, reason="non-finite D")
+    metrics = json.loads((run / "gan/wgan/metrics.json").read_text())
+    for entry in metrics["quality"].values():
+        entry["values"]["fid"] = 1.0  # its one survivor beats every seed of the others
+    artifacts.write_json(run / "gan/wgan/metrics.json", metrics)
+    code, _ = run_aggregate(run)
+    data = json.loads((run / "report/summary.json").read_text())
+    assert code == 0 and sorted(r["model"] for r in data["fid_ranking"]) == ["gan/gan", "gan/lsgan"]
+    assert "gan/wgan: 1 completed seed with a fid (2 of 3 finished seeds failed: seed 1 diverged, seed 2 " \
+           "diverged)" in data["not ranked"]
+    (wgan,) = [m for m in data["models"] if m["model"] == "gan/wgan"]
+    assert (wgan["failed"], wgan["finished"]) == (2, 3)
+    assert "| gan/wgan | 0, 1, 2 (1 completed, 2 failed) | 2 of 3 |" in (run / "report/summary.md").read_text()
 
 
 def test_single_snapshots_of_many_models_stay_on_their_epoch_and_inside_the_plot(tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ report's equal-budget view, and --best-of."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 import math
@@ -13,16 +12,14 @@ import pytest
 
 import jobs
 import launch
-from helpers import ROOT
+from helpers import benchmark
 from fashion import artifacts
 from fashion.data import load_fashion
 from fashion.measure import Stamp, Yardstick
 from fashion.report.sweep import best_of_budget
 from jobs import sweep
 
-_spec = importlib.util.spec_from_file_location("collate", ROOT / "benchmarks" / "collate.py")
-collate = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(collate)
+collate = benchmark("collate")
 
 
 def drawn(*texts, trials=None, space=None, seed=0, names=("gan/gan",), seeds=(0,)):
