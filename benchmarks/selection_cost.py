@@ -1,18 +1,18 @@
 #!/usr/bin/env python
 """What choosing the best checkpoint on training images costs a CPU job, against the job's own training time.
 
-    python benchmarks/selection_cost.py                         # gan/gan and vae/mlp (the slowest and fastest epoch)
+    python benchmarks/selection_cost.py                         # gan/gan, and vae/mlp (the fastest epoch)
     python benchmarks/selection_cost.py --jobs vae/conv --steps 40
 
-For each job, on the real data and this machine's CPU, in CPU seconds (all threads; robust to other work on
-the machine, unlike wall time): a training epoch (fit's epoch loop over ``--steps`` steps, scaled to a whole
-epoch); and each piece the selection adds (fashion/selection.py), the fastest of ``--repeats``: the FID of one snapshot against the selection set, copying the generator on the
-training thread and writing best_generator.pt, and at the end drawing and measuring the best generator's
-evaluation samples. Beside them, in the same run, the snapshot's test-set FID that every job already pays.
-The share is for the catalogue's epochs at the default ``snapshot_every``, in the worst case: every snapshot
-is a new best (a copy and a write each) and the best is not the final generator (its own 10,000 samples
-drawn and measured). Embedding the selection set is once per machine (cached, like the test set's) and
-printed apart.
+For each job, on the real data and this machine's CPU, in CPU seconds (all threads; less swayed than wall time
+by other work on the machine): a training epoch (fit's epoch loop over ``--steps`` steps, scaled to a whole
+epoch); and each piece the selection adds (fashion/selection.py), the fastest of ``--repeats``: the FID of one
+snapshot against the selection set, copying the generator on the training thread and writing
+best_generator.pt, and at the end drawing and measuring the best generator's evaluation samples. Beside them,
+in the same run, the snapshot's test-set FID that every job already pays. The share is for the catalogue's
+epochs at the default ``snapshot_every``, in the worst case: every snapshot is a new best (a copy and a write
+each) and the best is not the final generator (its own 10,000 samples drawn and measured). Embedding the
+selection set is once per machine (cached, like the test set's) and printed apart.
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """What a job leaves in its folder, written by the main process alone.
 
-The training loop (fashion/training.py) tells its recorder what happened: the job started or resumed, an
-epoch ended, a checkpoint is due, training finished. On the main process that is a :class:`FolderRecorder`,
-which writes status, config, history, pictures, snapshots and their FID, checkpoints, trackers, the
-generator and the best snapshot's (chosen on training images, fashion/selection.py), the evaluation samples
-and their measurement into the job folder, through the background writer so the next epoch starts at once. On every other DDP rank it is the base :class:`Recorder`, which
-does nothing: the loop itself has no rank branches.
+The training loop (fashion/training.py) tells its recorder what happened: the job started or resumed, an epoch
+ended, a checkpoint is due, training finished. On the main process that is a :class:`FolderRecorder`, which
+writes status, config, history, pictures, snapshots and their FID, checkpoints, trackers, the generator and
+the best snapshot's (chosen on training images, fashion/selection.py), the evaluation samples and their
+measurement into the job folder, through the background writer so the next epoch starts at once. On every
+other DDP rank it is the base :class:`Recorder`, which does nothing: the loop itself has no rank branches.
 """
 from __future__ import annotations
 

@@ -96,7 +96,8 @@ def test_a_best_generator_lost_by_a_kill_is_written_again_at_the_resume(straight
     resumed = tmp_path / "resumed"
     keep = FolderRecorder._keep_best
     with monkeypatch.context() as patch:
-        patch.setattr(FolderRecorder, "_keep_best", lambda self, task: None if len(self.epochs) == 2 else keep(self, task))
+        patch.setattr(FolderRecorder, "_keep_best",
+                      lambda self, task: None if len(self.epochs) == 2 else keep(self, task))
         with pytest.raises(Interrupted):
             train(resumed, crashing(jobs.get("gan/gan").task, after_steps=4))
     assert torch.load(resumed / selection.BEST_FILE, weights_only=True)["selected"]["epoch"] == 1  # the lost write

@@ -126,7 +126,8 @@ def rich_table(run: str, rows: list[dict]):
 # Over seeds: one row per model (``gan/gan`` with ``gan/gan.seed1``...), from fashion.report.stats.
 
 MODEL_KEYS = ("fid", "best_fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc")
-CHECKPOINT_WORDS = {"final": "the final generator's FID", "best": "the best checkpoint's FID (selected on training images)"}
+CHECKPOINT_WORDS = {"final": "the final generator's FID",
+                    "best": "the best checkpoint's FID (selected on training images)"}
 
 
 def model_cells(model: dict) -> dict[str, str]:
