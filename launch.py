@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds the trials' draws (default 0): the same seed draws the same settings")
     w.add_argument("--best-of", metavar="RUN", help="retrain each swept model's best trial of RUN (its report) from "
                    "--seeds into --run (default RUN-best): the search's confirmation")
+    g.add_argument("--rank-by", choices=("final", "best"),
+                   help="which checkpoint's FID the report ranks models by and a sweep picks its best trials by: "
+                        "final (the generator each job ends with; the default) or best (each job's best snapshot, "
+                        "chosen on training images); --best-of follows its run's report")
     g.add_argument("--classifier", metavar="PATH", help="measure the report's quality numbers in the features of "
                    "this classify job's model.pt instead of the shipped evaluator (numbers then carry its stamp)")
     g.add_argument("--force", action="store_true",
@@ -159,6 +163,7 @@ def _interrupt(signum, frame):
 def dispatch(args) -> int:
     outputs = check_outputs(Path(args.outputs))
     args.classifier = checked_file(args.classifier)
+    check_rank_by(args)
     seeds = seeds_of(args)
     if args.list:
         return print_catalogue(args.verbose, seeds, args.jobs or (["all"] if seeds else []))
@@ -185,7 +190,7 @@ def dispatch(args) -> int:
         from fashion.report import aggregate
 
         return aggregate(run_dir(outputs, args.aggregate, must_exist=True), console=console,
-                         classifier=args.classifier)
+                         classifier=args.classifier, rank_by=args.rank_by or "final")
 
     if args.publish is not None:
         return publish(run_dir(outputs, args.publish, must_exist=True), Path(args.out or PUBLISH_DIR), args.force)
@@ -254,7 +259,7 @@ def dispatch(args) -> int:
         from fashion.report import aggregate
 
         console.print(f"building the report of {out} (--no-aggregate skips it) ...", highlight=False)
-        return aggregate(out, console=console, classifier=args.classifier) or code
+        return aggregate(out, console=console, classifier=args.classifier, rank_by=args.rank_by or "final") or code
     from slurm.submit import SlurmError, launch
 
     try:  # everything is checked with SLURM first; old results move aside only just before submitting
@@ -275,7 +280,9 @@ def best_of_flags(args, seeds: list[int] | None, source: Path):
                           "--seeds 100,101,102,103,104 (seeds the sweep did not use give an unbiased estimate)")
     if args.run == "default":
         args.run = f"{args.best_of}-best"
-    return sweep.best_of(source)
+    picked, provenance = sweep.best_of(source, args.rank_by)
+    args.rank_by = provenance["rank_by"]  # the confirming run's report ranks as the search's did
+    return picked, provenance
 
 
 def publish(run: Path, dest: Path, force: bool) -> int:
@@ -302,7 +309,7 @@ def slurm_flags(args):
 
     return SlurmFlags(cluster=args.cluster, **{o.name: getattr(args, o.name) for o in OPTIONS},
                       sbatch=tuple(args.sbatch), aggregate=not args.no_aggregate, classifier=args.classifier,
-                      pack=args.pack)
+                      rank_by=args.rank_by, pack=args.pack)
 
 
 def overrides_for(job: jobs.Job, args) -> dict[str, str]:
@@ -332,6 +339,21 @@ def seeds_of(args) -> list[int] | None:
             raise LaunchError(f"--seed {args.seed}: seeds are 0 or more")
         return [args.seed]
     return jobs.parse_seeds(args.seeds) if args.seeds is not None else None
+
+
+def check_rank_by(args) -> None:
+    """--rank-by goes with what builds a report or picks best trials, not with a flag it would not change."""
+    if args.rank_by is None:
+        return
+    idle = [flag for flag, given in (("--list", args.list), ("--status", args.status is not None),
+                                     ("--cancel", args.cancel is not None), ("--sample", args.sample),
+                                     ("--publish", args.publish is not None)) if given]
+    if not idle and args.best_of is None:  # --best-of picks its trials by it, whatever else is given
+        idle = [flag for flag, given in (("--no-aggregate", args.no_aggregate), ("--plan", args.plan),
+                                         ("--dry-run", args.dry_run)) if given]
+    if idle:
+        raise LaunchError(f"--rank-by {args.rank_by} with {idle[0]}: --rank-by chooses how a report ranks (with "
+                          "--aggregate, a launch that builds its report, or --best-of); drop one of them")
 
 
 def checked_file(path: str | None) -> str | None:

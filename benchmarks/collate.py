@@ -6,9 +6,9 @@ measure itself; every figure printed with the machine, each size timed in its ow
     python benchmarks/collate.py --sizes 30 --no-measure
 
 A synthetic run is what finished jobs leave for the report: status, config, history, one sample grid and
-two snapshots per job, and metrics.json holding the job's own numbers under the shipped evaluator's stamp
-(tiny evaluation and snapshot files stand in for the real ones, which the report does not read when the
-numbers are there). ``--aggregate`` of such a run measures nothing: it is the collation alone.
+two snapshots per job, and metrics.json holding the job's own numbers (its final generator's and its best
+checkpoint's) under the shipped evaluator's stamp (tiny evaluation and snapshot files stand in for the real
+ones, which the report does not read when the numbers are there). ``--aggregate`` of such a run measures nothing: it is the collation alone.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from fashion import artifacts, runfolder
+from fashion import artifacts, runfolder, selection
 from fashion.data import load_fashion
 from fashion.measure import Yardstick
 
@@ -38,10 +38,11 @@ def make_run(run: Path, models: int, trials: int, seeds: int, yardstick: Yardsti
     """Write a run of finished, measured jobs: ``models`` GANs x ``trials`` sweep trials x ``seeds`` seeds."""
     import jobs
 
-    gen = torch.Generator().manual_seed(0)
+    gen, gen_best = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     grid = (torch.rand(3, 62, 62, generator=gen) * 255).to(torch.uint8)
     tiny = runfolder.EvalSamples(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), None, ["a"], "class", 0, epochs)
     stamp = dataclasses.asdict(yardstick.stamp(10_000))
+    best_stamp = selection.best_stamp(yardstick.stamp(10_000))
     snap_stamp = dataclasses.asdict(yardstick.stamp(2000))
     sweep = {"seed": 0, "models": {}}
     count = 0
@@ -60,6 +61,10 @@ def make_run(run: Path, models: int, trials: int, seeds: int, yardstick: Yardsti
                 values = {"fid": fid, "kid": fid / 1000, "kid_std": 0.001, "precision": 0.7, "recall": 0.5,
                           "density": 0.9, "coverage": 0.6, "is": 7.0, "is_std": 0.1}
                 points = [{"epoch": e, "fid": fid * (1 + 10 / e)} for e in (5, 10)]
+                best_fid = fid - float(torch.rand(1, generator=gen_best)) * 4  # the best snapshot (epoch 5)
+                chosen = {"split": "train", "images": 10_000, "seed": 0, "data": "", "evaluator": "",
+                          "points": [{"epoch": 5, "fid": best_fid}, {"epoch": 10, "fid": fid}],
+                          "best": {"epoch": 5, "fid": best_fid, "samples": 2000}}
                 artifacts.write_json(folder / "config.json", {"job": job, "config": {**config, "seed": seed},
                                                               "device": "cpu", "world_size": 1})
                 artifacts.write_text(folder / "history.csv", "epoch,D,G,seconds,images_per_s\n"
@@ -70,8 +75,12 @@ def make_run(run: Path, models: int, trials: int, seeds: int, yardstick: Yardsti
                     runfolder.write_snapshot(folder, e, tiny.images)
                 artifacts.write_json(folder / "metrics.json", {
                     "job": job, "state": "completed", "epochs": epochs, "seconds_per_epoch": 100.0,
-                    "quality": {yardstick.stamp(10_000).key: {"stamp": stamp, "epoch": epochs, "values": values}},
-                    "fid_curve": {yardstick.stamp(2000).key: {"stamp": snap_stamp, "points": points}}})
+                    "quality": {yardstick.stamp(10_000).key: {"stamp": stamp, "epoch": epochs, "values": values},
+                                best_stamp.key: {"stamp": dataclasses.asdict(best_stamp), "epoch": epochs,
+                                                 "checkpoint_epoch": 5, "selection_fid": best_fid,
+                                                 "values": {**values, "fid": best_fid}}},
+                    "fid_curve": {yardstick.stamp(2000).key: {"stamp": snap_stamp, "points": points}},
+                    "selection": chosen})
                 artifacts.write_status(folder, "completed", job=job, epoch=epochs, epochs=epochs)
                 count += 1
     if trials:

@@ -38,20 +38,32 @@ def vae_decoder(arch: str, shape, latent: int, cond_dim: int, filters, hidden) -
     return build(arch, shape, latent, cond_dim, filters, hidden)[1]
 
 
-def export(task, job_dir, job_name: str) -> Path | None:
-    """Write ``generator.pt`` for a task whose ``generator_spec`` describes its generating network."""
+def export(task, job_dir, job_name: str, file: str = FILE, **extra) -> Path | None:
+    """Write ``generator.pt`` (or ``file``) for a task whose ``generator_spec`` describes its generating
+    network; ``extra``: more plain fields to keep beside it."""
+    spec = stored(task, job_name, **extra)
+    return None if spec is None else write(spec, Path(job_dir) / file)
+
+
+def stored(task, job_name: str, **extra) -> dict | None:
+    """What a generator file keeps, its weights copied to the CPU (so training may go on while it is written)."""
     spec = task.generator_spec()
     if spec is None:
         return None
     net = spec.pop("net")
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     spec.update(format=FORMAT, job=job_name, builder=spec.get("builder") or dotted(type(net)),
-                state_dict=state, params=sum(p.numel() for p in net.parameters()))
+                state_dict=state, params=sum(p.numel() for p in net.parameters()), **extra)
     if spec.get("conditions") is not None:
         spec["conditions"] = spec["conditions"].detach().float().cpu()
+    return spec
+
+
+def write(spec: dict, path) -> Path:
+    """A stored generator written atomically to ``path``."""
     buf = io.BytesIO()
     torch.save(spec, buf)
-    return artifacts.write_bytes(Path(job_dir) / FILE, buf.getvalue())
+    return artifacts.write_bytes(Path(path), buf.getvalue())
 
 
 def load(path) -> tuple[dict, nn.Module]:

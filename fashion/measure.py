@@ -53,16 +53,23 @@ class Stamp:
     "The first 12 hex digits of the SHA-256 of those real images' pixels."
     protocol: int = PROTOCOL
     "The metrics' definitions (:data:`PROTOCOL`)."
+    checkpoint: str = "final"
+    "Which generator drew the samples: 'final' (the one the job ends with) or 'best' (fashion/selection.py)."
+    selected_on: str = ""
+    "Where the 'best' generator was chosen: 'train' (training images, never the test set); '' for 'final'."
 
     @property
     def key(self) -> str:
-        """One string for the whole stamp: ``fashion-eval-v1@3f9a0c12b4e1 10000v10000 test:0a1b2c3d4e5f p1``."""
-        return (f"{self.evaluator}@{self.sha256} {self.fake}v{self.real} {self.reference}:{self.data} "
-                f"p{self.protocol}")
+        """One string for the whole stamp: ``fashion-eval-v1@3f9a0c12b4e1 10000v10000 test:0a1b2c3d4e5f p1``,
+        with `` best@train`` after it for the best checkpoint's numbers (a final's key is as it always was)."""
+        key = (f"{self.evaluator}@{self.sha256} {self.fake}v{self.real} {self.reference}:{self.data} "
+               f"p{self.protocol}")
+        return key if self.checkpoint == "final" else f"{key} {self.checkpoint}@{self.selected_on}"
 
     def words(self) -> str:
+        which = "" if self.checkpoint == "final" else f", {self.checkpoint} checkpoint selected on {self.selected_on}"
         return (f"{self.evaluator} ({self.sha256}), {self.fake} samples vs the first {self.real} "
-                f"{self.reference} images")
+                f"{self.reference} images{which}")
 
     @classmethod
     def of(cls, data: dict) -> "Stamp":

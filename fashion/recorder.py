@@ -1,11 +1,11 @@
 """What a job leaves in its folder, written by the main process alone.
 
-The training loop (fashion/training.py) tells its recorder what happened: the job started or resumed, an
-epoch ended, a checkpoint is due, training finished. On the main process that is a :class:`FolderRecorder`,
-which writes status, config, history, pictures, snapshots and their FID, checkpoints, trackers, the
-generator, the evaluation samples and their measurement into the job folder, through the background
-writer so the next epoch starts at once. On every other DDP rank it is the base :class:`Recorder`, which
-does nothing: the loop itself has no rank branches.
+The training loop (fashion/training.py) tells its recorder what happened: the job started or resumed, an epoch
+ended, a checkpoint is due, training finished. On the main process that is a :class:`FolderRecorder`, which
+writes status, config, history, pictures, snapshots and their FID, checkpoints, trackers, the generator and
+the best snapshot's (chosen on training images, fashion/selection.py), the evaluation samples and their
+measurement into the job folder, through the background writer so the next epoch starts at once. On every
+other DDP rank it is the base :class:`Recorder`, which does nothing: the loop itself has no rank branches.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fashion import artifacts, measure, runfolder
+from fashion import artifacts, generator, measure, runfolder, selection
 from fashion.checkpoint import save_checkpoint, state_of
 from fashion.data import CLASSES
 from fashion.runtime import environment, git_sha
@@ -42,8 +42,9 @@ class Recorder:
     def __exit__(self, kind, error, trace) -> None:
         pass
 
-    def measure_against(self, task_class: type[Task], real_images: torch.Tensor) -> None:
-        """A job that draws samples measures them against ``real_images`` (the whole test split)."""
+    def measure_against(self, task_class: type[Task], real_images: torch.Tensor, train_images: torch.Tensor) -> None:
+        """A job that draws samples measures them against ``real_images`` (the whole test split), and chooses
+        its best snapshot on ``train_images`` (the whole training split; fashion/selection.py)."""
 
     def start(self, task: Task, state: dict | None, changes: dict, steps_per_epoch: int) -> None:
         """Training (re)starts after the epochs ``state`` holds; ``changes``: what a resume changed."""
@@ -72,6 +73,7 @@ class FolderRecorder(Recorder):
         self.ticker = StatusTicker(self.job_dir, self.writer.submit)
         self.trackers: Trackers | None = None
         self.yardstick: measure.Yardstick | None = None
+        self.selection: selection.Selection | None = None
         self.measured: dict = {}  # metrics.json's quality numbers so far (a resumed job keeps its FID curve)
         self.epochs: list[dict] = []
         self.steps: list[dict] = []
@@ -96,9 +98,11 @@ class FolderRecorder(Recorder):
         finally:
             self.lock.release()
 
-    def measure_against(self, task_class, real_images):
+    def measure_against(self, task_class, real_images, train_images):
         if task_class.measured():
             self.yardstick = measure.Yardstick.shipped(real_images, self.acc.device)
+            if task_class.generative() and self.config.snapshot_every:
+                self.selection = selection.Selection(self.yardstick, train_images)
 
     def start(self, task, state, changes, steps_per_epoch):
         if state is not None:
@@ -110,6 +114,8 @@ class FolderRecorder(Recorder):
                                                or {}).items() if k in ("quality", "fid_curve")}
         except ValueError:
             resumes = []
+        if self.selection is not None:
+            self._resume_selection(task, state)
         if changes:  # what a resume changed, kept for the record
             resumes.append({"after_epoch": len(self.epochs), "time": time.time(),
                             "changed": {k: {"was": old, "now": new} for k, (old, new) in changes.items()}})
@@ -132,6 +138,9 @@ class FolderRecorder(Recorder):
             snapshot = save_snapshot(task, self.config, self.job_dir, epoch, self.writer.submit)
             if snapshot is not None and self.yardstick is not None:  # FID over epochs, point by point
                 measure.record_point(self.measured.setdefault("fid_curve", {}), self.yardstick, epoch, snapshot)
+                if self.selection is not None:  # the best snapshot so far, on training images
+                    self.selection.score(epoch, snapshot)
+                    self.measured["selection"] = self.selection.record
                 self.writer.submit(_update_metrics, self.job_dir, copy.deepcopy(self.measured))
         self.steps += steps
         self.epochs.append(row)
@@ -148,7 +157,12 @@ class FolderRecorder(Recorder):
 
     def checkpoint(self, task):
         epoch = len(self.epochs)
-        self.writer.submit(save_checkpoint, self.job_dir, state_of(task, epoch, self.epochs, self.steps))
+        state = state_of(task, epoch, self.epochs, self.steps)
+        if self.selection is not None:
+            state["selection"] = copy.deepcopy(self.selection.record)
+        self.writer.submit(save_checkpoint, self.job_dir, state)
+        if self.selection is not None and self.selection.best_epoch() == epoch:
+            self._keep_best(task)  # after the checkpoint that records it: see _resume_selection
         self.ticker(force=True, epoch=epoch, step=0, **self._speed())
 
     def finish(self, task, outcome):
@@ -165,17 +179,66 @@ class FolderRecorder(Recorder):
 
             export(task, self.job_dir, self.job_name)  # before "completed": a completed job has its generator
             save_eval_samples(task, self.config, self.job_dir, len(self.epochs))
+            self._draw_best(task)
             self.writer.drain()
             if self.yardstick is not None:  # before "completed": a completed job has its numbers
                 t0 = time.perf_counter()
                 metrics.update(measure.measure_folder(self.job_dir, self.yardstick, self.measured),
                                measure_seconds=round(time.perf_counter() - t0, 2))
+                if self.selection is not None:
+                    t0 = time.perf_counter()
+                    metrics["quality"] = selection.measure_best(self.job_dir, self.yardstick,
+                                                                {**metrics, "selection": self.selection.record})
+                    self.selection.seconds += time.perf_counter() - t0
+                    metrics.update(selection=self.selection.record,
+                                   selection_seconds=round(self.selection.seconds, 2))
             metrics.update(task.finish(self.job_dir))
         self.writer.drain()  # every file above is on disk by now
         _update_metrics(self.job_dir, metrics)
         if outcome == "completed":
             artifacts.write_status(self.job_dir, "completed", epoch=len(self.epochs), finished=time.time())
         return metrics
+
+    # -- the best checkpoint (fashion/selection.py) ------------------------------------------------------
+    def _resume_selection(self, task, state) -> None:
+        """A fresh start forgets an earlier attempt's best generator; a resume continues its checkpoint's
+        selection. The best generator is written after the checkpoint of its epoch, so when that checkpoint is
+        the one resumed from, the write may have been lost: it is made again from the restored weights."""
+        if state is None:
+            selection.forget(self.job_dir)
+        else:
+            self.selection.restore(state.get("selection"))
+            if self.selection.best_epoch() == state["epoch"]:
+                self._keep_best(task)
+        self.measured["selection"] = self.selection.record
+
+    def _keep_best(self, task) -> None:
+        """best_generator.pt from the nets as they are (copied here, written in the background)."""
+        t0 = time.perf_counter()
+        spec = generator.stored(task, self.job_name, selected={**self.selection.record["best"],
+                                                               "on": selection.SPLIT})
+        if spec is not None:
+            self.writer.submit(generator.write, spec, self.job_dir / selection.BEST_FILE)
+        self.selection.seconds += time.perf_counter() - t0
+
+    def _draw_best(self, task) -> None:
+        """The best generator's evaluation samples (best_eval_samples.pt), from the same noise as the final's;
+        none when the final generator is the best (measure_best then takes the final's)."""
+        best = self.selection.best_epoch() if self.selection is not None else None
+        if best is None or best == len(self.epochs):
+            selection.forget_samples(self.job_dir)
+            return
+        t0 = time.perf_counter()
+        self.writer.drain()  # best_generator.pt is on disk
+        weights = torch.load(self.job_dir / selection.BEST_FILE, map_location="cpu", weights_only=True)["state_dict"]
+        net = task.generator_spec()["net"]
+        final = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        net.load_state_dict(weights)
+        try:
+            save_eval_samples(task, self.config, self.job_dir, len(self.epochs), selection.BEST_EVAL_FILE)
+        finally:
+            net.load_state_dict(final)
+        self.selection.seconds += time.perf_counter() - t0
 
     def _speed(self) -> dict:
         return {"seconds_per_epoch": _mean(self.epochs, "seconds"), "images_per_s": _mean(self.epochs, "images_per_s")}
@@ -203,7 +266,8 @@ def save_snapshot(task: Task, config: TrainConfig, job_dir: Path, epoch: int, su
     return images
 
 
-def save_eval_samples(task: Task, config: TrainConfig, job_dir: Path, epoch: int) -> Path | None:
+def save_eval_samples(task: Task, config: TrainConfig, job_dir: Path, epoch: int,
+                      file: str = runfolder.EVAL_FILE) -> Path | None:
     """The finished model's evaluation set (``eval_samples``, seeded): what it and the report measure."""
     with torch.no_grad():
         drawn = task.metric_samples(config.eval_samples, Noise(task.device, config.seed + EVAL_SEED))
@@ -212,7 +276,7 @@ def save_eval_samples(task: Task, config: TrainConfig, job_dir: Path, epoch: int
     kind = task.label_kind
     names = task.label_names or (CLASSES if kind == "class" else [f"code {i}" for i in range(10)])
     return runfolder.write_eval_samples(job_dir, runfolder.EvalSamples(drawn[0], drawn[1], list(names), kind,
-                                                                       config.seed, epoch))
+                                                                       config.seed, epoch), file)
 
 
 def _update_metrics(job_dir: Path, fields: dict) -> None:

@@ -39,7 +39,7 @@ BOOKKEEPING = ("epoch", "iteration", "seconds", "images_per_s")
 ENVIRONMENT_KEYS = ("world_size", "device", "precision", "threads", "host", "slurm_job_id", "gpu")
 # metrics.json keys written by the training loop and by the report; any other number is the task's own.
 LOOP_KEYS = frozenset({"job", "state", "epochs", "seconds_per_epoch", "images_per_s", "final", *ENVIRONMENT_KEYS,
-                       "quality", "fid_curve", "measure_seconds"})
+                       "quality", "fid_curve", "measure_seconds", "selection", "selection_seconds"})
 
 __all__ = ["STATUS_FILE", "read_json", "read_status", "job_dir", "job_names", "read_job", "JobFolder",
            "read_history", "log_tail", "write_snapshot", "read_snapshot", "snapshot_files", "EvalSamples",
@@ -246,17 +246,17 @@ class EvalSamples:
     epoch: int = 0
 
 
-def write_eval_samples(folder, samples: EvalSamples) -> Path:
-    return _save(Path(folder) / EVAL_FILE, {
+def write_eval_samples(folder, samples: EvalSamples, file: str = EVAL_FILE) -> Path:
+    return _save(Path(folder) / file, {
         "images": to_uint8(samples.images),
         "labels": None if samples.labels is None else samples.labels.detach().long().cpu(),
         "label_names": list(samples.label_names), "label_kind": samples.label_kind,
         "seed": samples.seed, "epoch": samples.epoch})
 
 
-def read_eval_samples(folder) -> EvalSamples | None:
-    """The job's evaluation set, or None when it wrote none."""
-    path = Path(folder) / EVAL_FILE
+def read_eval_samples(folder, file: str = EVAL_FILE) -> EvalSamples | None:
+    """The job's evaluation set (``file``: the best checkpoint's, fashion/selection.py), or None when it wrote none."""
+    path = Path(folder) / file
     if not path.exists():
         return None
     data = torch.load(path, map_location="cpu", weights_only=True)

@@ -42,7 +42,7 @@ def build_task(task_class: type[Task], config: TrainConfig, acc, data) -> Task:
 
 def _fit(task_class: type[Task], config: TrainConfig, acc, record: Recorder) -> dict:
     data = task_class.load_data(config)
-    record.measure_against(task_class, data.test.images)  # the whole test split, whatever test_subset
+    record.measure_against(task_class, data.test.images, data.train.images)  # whole splits, whatever the subsets
     torch.manual_seed(config.seed)  # here, so the networks' initial weights are the seed's alone, on every rank
     task = build_task(task_class, config, acc, data)
 

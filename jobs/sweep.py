@@ -334,9 +334,10 @@ def refusal(run_dir: Path, sweep: Sweep) -> str:
             "space (more --trials add trials to it), or sweep into a new --run")
 
 
-def best_of(run_dir: Path) -> tuple[dict[str, Trial], dict]:
+def best_of(run_dir: Path, rank_by: str | None = None) -> tuple[dict[str, Trial], dict]:
     """Each swept model's best trial in a run's report (its settings copied from the run's sweep.json), and
-    where they came from: the protocol's last step retrains them from new seeds."""
+    where they came from: the protocol's last step retrains them from new seeds. ``rank_by``: the checkpoint
+    the report must have picked them by (None: the report's own choice)."""
     run_dir = Path(run_dir)
     summary = artifacts.read_json(run_dir / "report" / "summary.json")
     spec = artifacts.read_json(run_dir / SWEEP_FILE)
@@ -346,15 +347,23 @@ def best_of(run_dir: Path) -> tuple[dict[str, Trial], dict]:
     if not isinstance(summary, dict) or not summary.get("sweep"):
         raise SweepError(f"--best-of {run_dir.name}: no report of its sweep yet; run `python launch.py --aggregate "
                          f"{run_dir.name}` first (with the same --outputs)")
-    picked, provenance = {}, {"run": str(run_dir), "evaluator": summary.get("evaluator"), "trials": {}}
+    picked_by = summary["sweep"].get("rank_by", "final")  # a report older than the choice ranked by the final
+    if rank_by is not None and rank_by != picked_by:
+        raise SweepError(f"--best-of {run_dir.name} --rank-by {rank_by}: its report picked the best trials by the "
+                         f"{picked_by} checkpoint; run `python launch.py --aggregate {run_dir.name} --rank-by "
+                         f"{rank_by}` first (with the same --outputs), or drop --rank-by")
+    picked = {}
+    provenance = {"run": str(run_dir), "evaluator": summary.get("evaluator"), "rank_by": picked_by, "trials": {}}
     for model, entry in summary["sweep"]["models"].items():
         best = next((t for t in entry["trials"] if t["best"]), None)
         if best is None:
             continue
         settings = spec["models"][model]["trials"][best["trial"]]
         picked[model] = Trial(model, best["trial"], settings)
-        provenance["trials"][model] = {"trial": best["trial"], "fid": best["fid"], "stamp": best["stamp"],
-                                       "measured_trials": entry["measured"], "space": entry["space"]}
+        provenance["trials"][model] = {"trial": best["trial"], "fid": best["fid"], "score": best.get("score"),
+                                       "stamp": best["stamp"], "space": entry["space"],
+                                       "trials_in_curve": entry.get("in_curve", entry.get("measured")),
+                                       "failed_trials": len(entry.get("failed_trials", []))}
     if not picked:
         raise SweepError(f"--best-of {run_dir.name}: no trial of its sweep has an FID yet; wait for its jobs, "
                          "aggregate, then pick")

@@ -120,6 +120,8 @@ class _SlurmFlags:
     "Submit the report job after the training jobs."
     classifier: str | None = None
     "A classify/cnn model.pt the report measures with."
+    rank_by: str | None = None
+    "The checkpoint whose FID the report ranks by (``--rank-by``); None: the profile's, else the report's default."
     pack: int = 1
     "Catalogue jobs trained concurrently in one SLURM job (``--pack N``)."
 

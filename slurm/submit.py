@@ -71,6 +71,8 @@ def launch(todo, configs: dict, run_dir: Path, flags: SlurmFlags, console, skipp
         report_options = check_report_options(profile.get("report", {}), profile_name)
         if flags.classifier:  # the launcher's --classifier: the report measures with that model
             report_options = dataclasses.replace(report_options, classifier=flags.classifier)
+        if flags.rank_by:  # the launcher's --rank-by: the checkpoint the report ranks by
+            report_options = dataclasses.replace(report_options, rank_by=flags.rank_by)
     refuse_active(todo, run_dir)
     if before_submit is not None:
         before_submit()

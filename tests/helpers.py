@@ -21,6 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path("/usr/share/datasets/fashion-mnist")
 
 
+def benchmark(name: str):
+    """A script of benchmarks/ as a module (``benchmark("collate").make_run`` writes a synthetic run)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
     """Write an unsigned-byte IDX file (the original Fashion-MNIST format)."""
     header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
@@ -103,6 +113,12 @@ def copy_job(src: Path, dst: Path, link: bool = True) -> None:
     into a job folder replaces files, so the template stays as it was). A test that trains in the copy,
     or edits a file in place, copies (``link=False``)."""
     shutil.copytree(src, dst, copy_function=os.link if link else shutil.copy2)
+
+
+def final_entry(quality: dict) -> dict:
+    """The final generator's one entry of a metrics.json ``quality`` section (beside it: the best checkpoint's)."""
+    (entry,) = [e for e in quality.values() if e["stamp"].get("checkpoint", "final") == "final"]
+    return entry
 
 
 class Interrupted(Exception):

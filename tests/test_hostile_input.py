@@ -71,6 +71,15 @@ def current_report(root):
     artifacts.write_json(root / "done" / "report" / "summary.json", {"rows": rows})
 
 
+def swept_report(root):
+    """outputs/done as a sweep whose report picked its best trials by the final generator's FID."""
+    artifacts.write_json(root / "done" / "sweep.json", {"seed": 0, "models": {"gan/gan": {
+        "space": ["lr_g=1e-4,2e-4"], "trials": {"g00": {"lr_g": 1e-4}, "g01": {"lr_g": 2e-4}}}}})
+    trial = {"trial": "g00", "best": True, "fid": {"n": 1, "mean": 20.0}, "stamp": "s"}
+    artifacts.write_json(root / "done" / "report" / "summary.json", {"rows": [], "sweep": {
+        "rank_by": "final", "models": {"gan/gan": {"space": ["lr_g=1e-4,2e-4"], "trials": [trial]}}}})
+
+
 def hold_lock(root):
     return artifacts.JobLock(root / "done" / "gan" / "lsgan").acquire()
 
@@ -193,6 +202,15 @@ CASES = [
     Case("--best-of with job names", ["gan/gan", "--best-of", "done", "--seeds", "3"], 2, "picks the jobs"),
     Case("--best-of without --seeds", ["--best-of", "done", "--plan"], 2, "give the seeds"),
     Case("--best-of an unknown run", ["--best-of", "nope", "--seeds", "3"], 2, "no run 'nope'"),
+    # --rank-by: with what builds a report or picks best trials, and as the sweep's report picked them
+    Case("--rank-by with --status", ["--status", "done", "--rank-by", "best"], 2, "--rank-by best with --status",
+         extra_out="drop one of them"),
+    Case("--rank-by with --no-aggregate", ["gan/gan", "--local", *BASE, "--rank-by", "best", "--no-aggregate"], 2,
+         "--rank-by chooses how a report ranks"),
+    Case("--rank-by with --plan", ["gan/gan", "--plan", "--rank-by", "final"], 2, "--rank-by final with --plan"),
+    Case("--best-of --rank-by other than its report's", ["--best-of", "done", "--rank-by", "best", "--seeds", "3",
+                                                        "--plan"], 2, "picked the best trials by the final checkpoint",
+         setup=swept_report, extra_out="--aggregate done --rank-by best"),
 ]
 
 
@@ -212,6 +230,14 @@ def test_hostile_input_is_refused_or_contained(case, outputs, capsys, monkeypatc
     assert case.message in out and case.extra_out in out, out
     assert not case.absent or case.absent not in out, out
     assert tree_checksum(outputs, case.may_change) == before
+
+
+def test_an_unknown_rank_by_is_refused_naming_the_choices(outputs, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        launch.main(["--aggregate", "done", "--outputs", str(outputs), "--rank-by", "worst"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "argument --rank-by: invalid choice: 'worst'" in err
+    assert "final" in err.split("choose from")[1] and "best" in err.split("choose from")[1]
 
 
 def test_force_replaces_a_job_with_a_corrupt_status(outputs):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import jobs
-from helpers import data_at, fit_tiny, tiny
+from helpers import data_at, final_entry, fit_tiny, tiny
 from fashion import artifacts, measure, runfolder
 from fashion.evaluator import EvaluatorError
 from fashion.measure import Stamp, Yardstick
@@ -24,9 +24,9 @@ def train(folder, name="gan/gan", **changes):
 
 def test_a_generative_job_measures_itself_and_every_number_carries_its_stamp(fake_fashion_dir, tmp_path):
     measured = train(tmp_path / "job", epochs=2, snapshot_every=1)
-    (quality,) = measured["quality"].values()
+    quality = final_entry(measured["quality"])
     (curve,) = measured["fid_curve"].values()
-    assert set(quality["stamp"]) == STAMP_FIELDS == set(curve["stamp"])
+    assert set(quality["stamp"]) == STAMP_FIELDS == set(curve["stamp"]) and quality["stamp"]["checkpoint"] == "final"
     assert quality["stamp"]["fake"] == 256 and curve["stamp"]["fake"] == 2000  # eval_samples, snapshot_samples
     assert quality["epoch"] == 2 and [p["epoch"] for p in curve["points"]] == [1, 2]
     assert {"fid", "kid", "precision", "recall", "density", "coverage", "is"} <= set(quality["values"])
@@ -52,7 +52,7 @@ def test_a_job_killed_while_measuring_itself_measures_again_when_resumed(fake_fa
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["state"] == "interrupted" and "quality" not in json.loads((tmp_path / "metrics.json").read_text())
     measured = train(tmp_path)  # the same command again
-    assert len(measured["quality"]) == 1 and measured["state"] == "completed"
+    assert len(measured["quality"]) == 2 and measured["state"] == "completed"  # the final's and the best's
     assert not list(tmp_path.rglob(".*.tmp"))
 
 

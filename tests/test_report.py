@@ -12,9 +12,10 @@ import torch
 from rich.console import Console
 
 import jobs
-from helpers import copy_job, fit_tiny
+from helpers import benchmark, copy_job, final_entry, fit_tiny
 from fashion import artifacts, measure, runfolder
 from fashion.classify.networks import ConvClassifier, save_classifier
+from fashion.data import load_fashion
 from fashion.evaluator import read_metadata
 from fashion.measure import Stamp, Yardstick
 from fashion.report import aggregate
@@ -93,7 +94,7 @@ def test_the_real_vs_real_floor_is_below_a_barely_trained_gan(partial_run):
 
 def test_the_report_shows_the_numbers_the_job_measured_itself_with_their_stamp(partial_run):
     run, _, _ = partial_run
-    (entry,) = json.loads((run / "gan/cgan/metrics.json").read_text())["quality"].values()
+    entry = final_entry(json.loads((run / "gan/cgan/metrics.json").read_text())["quality"])
     row = summary_rows(run)["gan/cgan"]
     assert row["fid"] == pytest.approx(entry["values"]["fid"], rel=1e-5)
     stamp = Stamp.of(entry["stamp"])
@@ -262,7 +263,7 @@ def test_a_classifier_given_by_path_is_another_evaluator_with_its_own_stamp(trai
     assert code == 0 and "--classifier" in data["evaluator"] and isinstance(row["fid"], float)
     measured = json.loads((run / "gan/cgan/metrics.json").read_text())["quality"]
     assert Stamp.of(measured[row["stamp"]]["stamp"]).evaluator == "classifier"
-    assert len(measured) == 2  # the job's own numbers stay beside the classifier's
+    assert len(measured) == 4  # the job's own numbers (final and best) stay beside the classifier's
 
 
 def test_a_job_shows_its_top_level_pictures_and_the_latest_of_each_series(tmp_path):
@@ -352,12 +353,26 @@ def test_seeds_of_a_model_are_summarised_together(seeded_run):
 def test_the_ranking_names_its_test_in_every_output(seeded_run):
     run, _, printed = seeded_run
     data = json.loads((run / "report/summary.json").read_text())
-    assert data["fid_ranking"][0]["model"] == "gan/cgan" and data["fid_ranking"][0]["verdict"] == "best"
+    assert data["fid_ranking"][0]["model"] == "gan/cgan" and data["fid_ranking"][0]["verdict"] == "first"
     md = (run / "report/summary.md").read_text()
     assert "## Models over seeds" in md and "Welch's t-test" in md and "| gan/cgan | 0, 1 |" in md
     assert "which differences are real" in printed and "models over seeds" in printed
     models_csv = (run / "report/models.csv").read_text().splitlines()
     assert any(line.startswith("gan/cgan,fid,2,") for line in models_csv)
+
+
+def test_the_report_shows_the_final_and_the_best_checkpoint_side_by_side(seeded_run):
+    run, _, _ = seeded_run
+    data = json.loads((run / "report/summary.json").read_text())
+    row = summary_rows(run)["gan/cgan"]
+    # One epoch: its snapshot is the only one, so the best checkpoint is the final generator, with its numbers.
+    assert row["best_epoch"] == 1 and row["best_fid"] == row["fid"]
+    assert row["best"]["stamp"] == row["stamp"] + " best@train"
+    (model,) = [m for m in data["models"] if m["model"] == "gan/cgan"]
+    assert model["numbers"]["best_fid"]["values"] == model["numbers"]["fid"]["values"]
+    assert data["rank_by"] == "final" and data["fid_ranking"][0]["stamp"] == row["stamp"]
+    assert "FID best ckpt" in (run / "report/index.html").read_text()
+    assert "FID best ckpt" in (run / "report/summary.md").read_text()
 
 
 def test_the_page_shows_models_ranking_and_seed_0_on_the_contact_sheet(seeded_run):
@@ -375,6 +390,26 @@ def test_fid_curves_of_the_seeds_are_averaged_per_model(seeded_run):
     (epoch, mean, low, high, seeds), = bands["gan/cgan"]
     # Two training steps leave both seeds' uint8 snapshots alike, so the range may be a point here.
     assert (epoch, seeds) == (1, 2) and low <= mean <= high
+
+
+def test_a_model_with_two_of_three_seeds_diverged_is_never_first_and_shows_its_failures(tmp_path, module_data):
+    run = tmp_path / "flaky"
+    benchmark("collate").make_run(run, models=3, trials=0, seeds=3, yardstick=Yardstick.shipped(
+        load_fashion().test.images))
+    for job in ("gan/wgan.seed1", "gan/wgan.seed2"):
+        artifacts.write_status(run / job, "diverged", epoch=3, epochs=10, reason="non-finite D")
+    metrics = json.loads((run / "gan/wgan/metrics.json").read_text())
+    for entry in metrics["quality"].values():
+        entry["values"]["fid"] = 1.0  # its one survivor beats every seed of the others
+    artifacts.write_json(run / "gan/wgan/metrics.json", metrics)
+    code, _ = run_aggregate(run)
+    data = json.loads((run / "report/summary.json").read_text())
+    assert code == 0 and sorted(r["model"] for r in data["fid_ranking"]) == ["gan/gan", "gan/lsgan"]
+    assert "gan/wgan: 1 completed seed with a fid (2 of 3 finished seeds failed: seed 1 diverged, seed 2 " \
+           "diverged)" in data["not ranked"]
+    (wgan,) = [m for m in data["models"] if m["model"] == "gan/wgan"]
+    assert (wgan["failed"], wgan["finished"]) == (2, 3)
+    assert "| gan/wgan | 0, 1, 2 (1 completed, 2 failed) | 2 of 3 |" in (run / "report/summary.md").read_text()
 
 
 def test_single_snapshots_of_many_models_stay_on_their_epoch_and_inside_the_plot(tmp_path, monkeypatch):

@@ -33,7 +33,8 @@ def test_the_loops_own_columns_and_keys_are_the_ones_runfolder_names(fake_fashio
     assert columns == set(runfolder.BOOKKEEPING) | {"loss"}
     written = set(json.loads((tmp_path / "job" / runfolder.METRICS_FILE).read_text()))
     assert written <= runfolder.LOOP_KEYS
-    assert runfolder.LOOP_KEYS - written <= {"gpu", "quality", "fid_curve", "measure_seconds"}  # gpu: CUDA only; the rest: measured jobs
+    assert runfolder.LOOP_KEYS - written <= {"gpu", "quality", "fid_curve", "measure_seconds", "selection",
+                                             "selection_seconds"}  # gpu: CUDA only; the rest: measured jobs
 
 
 def test_a_task_that_generates_nothing_leaves_no_evaluation_samples(fake_fashion_dir, tmp_path):

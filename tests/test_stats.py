@@ -1,6 +1,7 @@
 """Numbers over seeds: summaries against hand-computed values, the significance test on known answers, grouping."""
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
@@ -56,26 +57,120 @@ def _seeded_rows(model: str, fids: list[float]) -> list[dict]:
             for k, fid in enumerate(fids)]
 
 
-def test_a_gap_significant_alone_is_not_significant_among_several_comparisons():
+def test_every_pair_is_tested_and_holm_adjusts_over_all_of_them():
     best = [10.0, 11.0, 12.0]
     others = {"gan/b": [12.6, 13.6, 14.6], "gan/c": [12.8, 13.8, 14.8], "gan/d": [13.0, 14.0, 15.0]}
     assert all(stats.compare(fids, best)["p"] < 0.05 for fids in others.values())  # each alone: p 0.021-0.033
     rows = _seeded_rows("gan/a", best) + [r for m, fids in others.items() for r in _seeded_rows(m, fids)]
     ranked = stats.ranking(stats.model_summaries(rows))
     assert [r["model"] for r in ranked] == ["gan/a", "gan/b", "gan/c", "gan/d"]
+    samples = {"gan/a": best, **others}
+    names = list(samples)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    adjusted = dict(zip(pairs, stats.holm([stats.compare(samples[a], samples[b])["p"] for a, b in pairs])))
     tested = ranked[1:]
-    assert [r["p_adjusted"] for r in tested] == pytest.approx(stats.holm([r["p"] for r in tested]))
-    assert all(r["significant"] is False and "after Holm" in r["verdict"] for r in tested)
-    assert tested[0]["test"] == "Welch's t-test over seeds, Holm-adjusted over 3 comparisons"
+    assert [r["p_adjusted"] for r in tested] == pytest.approx([adjusted["gan/a", m] for m in others])
+    assert all(r["significant"] is False and "after Holm over all pairs" in r["verdict"] for r in tested)
+    assert tested[0]["test"] == "Welch's t-test over seeds, Holm over all pairs (6 pairs tested)"
+    assert all(r["could_be_best"] for r in ranked)
 
 
-def test_rows_too_short_to_test_are_not_counted_as_comparisons():
-    rows = (_seeded_rows("gan/a", [10.0, 10.1, 10.2]) + _seeded_rows("gan/b", [20.0])
+def test_a_model_with_one_completed_seed_is_named_not_ranked():
+    rows = (_seeded_rows("gan/a", [10.0, 10.1, 10.2]) + _seeded_rows("gan/b", [5.0])
             + _seeded_rows("gan/c", [30.0, 30.2, 30.1]))
-    _, single, tested = stats.ranking(stats.model_summaries(rows))
-    assert single["p_adjusted"] is None and single["significant"] is None
-    assert tested["p_adjusted"] == pytest.approx(tested["p"]) and tested["significant"] is True
-    assert "over 1 comparison" in tested["test"]
+    models = stats.model_summaries(rows)
+    first, second = stats.ranking(models)
+    assert (first["model"], second["model"]) == ("gan/a", "gan/c")  # gan/b's lower FID is one seed's
+    assert second["significant"] is True and second["family_size"] == 1
+    assert stats.not_ranked(models) == ["gan/b: 1 completed seed with a fid; a model needs 2 to be ranked"]
+
+
+def _failed(model: str, seeds: list[int], state: str = "diverged") -> list[dict]:
+    return [{"job": model + ("" if k == 0 else f".seed{k}"), "state": state} for k in seeds]
+
+
+def test_two_of_three_seeds_diverged_is_never_first():
+    lucky = [{"job": "gan/lucky", "state": "completed", "fid": 9.0}] + _failed("gan/lucky", [1, 2])
+    rows = lucky + _seeded_rows("gan/steady", [29.0, 30.0, 31.0]) + _seeded_rows("gan/other", [40.0, 41.0, 42.0])
+    models = stats.model_summaries(rows)
+    ranked = stats.ranking(models)
+    assert [r["model"] for r in ranked] == ["gan/steady", "gan/other"]
+    assert ranked[1]["p"] is not None  # no longer "too few seeds to test" against a single lucky seed
+    (why,) = stats.not_ranked(models)
+    assert why.startswith("gan/lucky: 1 completed seed") and "2 of 3 finished seeds failed" in why
+
+
+def test_half_the_seeds_failed_orders_below_every_model_with_fewer():
+    rows = (_seeded_rows("gan/flaky", [9.0, 9.5, 0, 0])[:2] + _failed("gan/flaky", [2, 3])
+            + _seeded_rows("gan/steady", [29.0, 30.0, 31.0]))
+    models = stats.model_summaries(rows)
+    flaky = next(m for m in models if m["model"] == "gan/flaky")
+    assert (flaky["failed"], flaky["finished"], flaky["failure_rate"]) == (2, 4, 0.5)
+    ranked = stats.ranking(models)
+    assert [r["model"] for r in ranked] == ["gan/steady", "gan/flaky"]
+    assert ranked[1]["median"] == math.inf and ranked[1]["failed"] == 2
+    assert ranked[1]["test"].startswith(stats.RANK_TEST)  # a failed seed has no FID for Welch's test
+
+
+def test_unfinished_seeds_are_counted_apart_from_failed_ones():
+    rows = (_seeded_rows("gan/gan", [10.0, 11.0]) + _failed("gan/gan", [2], "failed")
+            + _failed("gan/gan", [3], "running") + _failed("gan/gan", [4], "cancelled"))
+    (model,) = stats.model_summaries(rows)
+    assert (model["completed"], model["failed"], model["finished"]) == (2, 1, 3)
+    assert model["unfinished"] == [{"seed": 3, "state": "running"}, {"seed": 4, "state": "cancelled"}]
+    assert stats.format_failures(model) == "1 of 3"
+
+
+def test_the_rank_test_is_exact_with_failures_below_every_fid():
+    inf = math.inf
+    result = stats.rank_test([1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, inf])
+    assert result["p"] == pytest.approx(2 / math.comb(10, 5))  # the observed split and its mirror, of 252
+    assert result["lower"] == "a" and result["significant"] is True
+    assert stats.rank_test([inf, inf], [inf, inf])["p"] is None  # every seed ties
+
+
+def test_the_procedure_holds_its_level_for_ten_equal_models_and_finds_a_real_difference():
+    """A small version of benchmarks/fwer.py: the truth is known in both simulations."""
+    rng = np.random.default_rng(1)
+    equal = rng.normal(20.0, 1.5, size=(2000, 10, 3))
+    fwer = stats.all_pairs_rejected(equal).any(-1).mean()
+    assert fwer <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
+    shifted = rng.normal(20.0, 1.5, size=(500, 10, 5))
+    shifted[:, -1] += 8 * 1.5  # one model clearly worse: its 9 pairs are the last of triu_indices' columns
+    _, second = np.triu_indices(10, 1)
+    assert stats.all_pairs_rejected(shifted)[:, second == 9].mean() > 0.95
+    assert stats.all_pairs_rejected(shifted)[:, second != 9].any(-1).mean() <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 500)
+
+
+def test_the_ranking_makes_the_same_calls_as_the_simulated_procedure():
+    rng = np.random.default_rng(2)
+    values = rng.normal(20.0, 1.5, size=(6, 4)) + np.arange(6)[:, None] * 2.5
+    rows = [r for i, fids in enumerate(values) for r in _seeded_rows(f"gan/m{i}", list(fids))]
+    ranked = {r["model"]: r for r in stats.ranking(stats.model_summaries(rows))}
+    first, second = np.triu_indices(6, 1)
+    expected = stats.all_pairs_rejected(values[None])[0]
+    called = [bool(ranked[f"gan/m{i}"]["pairs"][f"gan/m{j}"]["significant"]) for i, j in zip(first, second)]
+    assert called == expected.tolist() and any(called) and not all(called)
+
+
+def test_the_rank_test_holds_its_level_when_equal_models_fail_alike():
+    rng = np.random.default_rng(3)
+    rejected = 0
+    for _ in range(300):
+        a, b = (np.where(rng.random(5) < 0.3, math.inf, rng.normal(20.0, 1.5, 5)) for _ in range(2))
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            rejected += bool(stats.pair_test(list(a), list(b))["significant"])
+    assert rejected / 300 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 300)
+
+
+def test_the_best_checkpoint_view_puts_its_numbers_in_place_of_the_final_ones():
+    rows = [{"job": "gan/a", "state": "completed", "fid": 10.0, "kid": 0.1, "best_fid": 8.0, "stamp": "s",
+             "best": {"values": {"fid": 8.0, "kid": 0.05}, "stamp": "s best@train", "epoch": 3}},
+            {"job": "gan/a.seed1", "state": "completed", "fid": 12.0, "stamp": "s"}]  # older: no best numbers
+    best, older = stats.checkpoint_view(rows, "best")
+    assert (best["fid"], best["kid"], best["stamp"]) == (8.0, 0.05, "s best@train") and "best_fid" not in best
+    assert "fid" not in older and "stamp" not in older
+    assert stats.checkpoint_view(rows, "final") is rows
 
 
 def test_seeds_from_one_distribution_do_not_differ_significantly():
@@ -115,17 +210,18 @@ def test_model_numbers_come_from_completed_seeds_only():
     assert model["numbers"]["test_x"]["values"] == [1.0, 3.0]
 
 
-def test_models_rank_by_mean_fid_and_each_is_tested_against_the_best():
+def test_models_rank_by_median_fid_and_each_is_tested_against_the_first():
     rows = ([{"job": f"gan/a{'' if k == 0 else f'.seed{k}'}", "state": "completed", "fid": 10.0 + k / 10}
              for k in range(3)]
             + [{"job": f"gan/b{'' if k == 0 else f'.seed{k}'}", "state": "completed", "fid": 30.0 + k / 10}
                for k in range(3)]
-            + [{"job": "gan/c", "state": "completed", "fid": 20.0}])
+            + [{"job": f"gan/c{'' if k == 0 else f'.seed{k}'}", "state": "completed", "fid": v}
+               for k, v in enumerate([20.0, 20.5, 60.0])])  # median 20.5, mean 33.5: ordered by its median
     ranked = stats.ranking(stats.model_summaries(rows))
     assert [r["model"] for r in ranked] == ["gan/a", "gan/c", "gan/b"]
-    assert ranked[0]["verdict"] == "best"
-    assert "too few seeds" in ranked[1]["verdict"]
+    assert ranked[0]["verdict"] == "first" and ranked[1]["median"] == 20.5
     assert ranked[2]["significant"] is True and ranked[2]["difference"] == pytest.approx(20.0)
+    assert ranked[2]["beaten_by"] == ["gan/a"] and not ranked[2]["could_be_best"]
 
 
 def test_own_numbers_flatten_fgsm_and_colorizer_scores():

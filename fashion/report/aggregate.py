@@ -22,6 +22,8 @@ class ReportOptions:
 
     classifier: str | None = None
     "A classify job's model.pt to measure with instead of the shipped evaluator (another stamp)."
+    rank_by: str = stats.RANK_BY
+    "Which checkpoint's FID ranks the models and picks a sweep's best trials: final or best (docs/report.md)."
 
     @classmethod
     def from_table(cls, table: dict, where: str) -> "ReportOptions":
@@ -34,14 +36,20 @@ class ReportOptions:
         for key, value in table.items():
             if not isinstance(value, str):
                 raise ValueError(f"[report] in {where}: {key} = {value!r} should be a TOML string")
+        if table.get("rank_by", stats.RANK_BY) not in stats.CHECKPOINTS:
+            raise ValueError(f"[report] in {where}: rank_by = {table['rank_by']!r}; choose one of "
+                             f"{', '.join(map(repr, stats.CHECKPOINTS))}")
         return cls(**table)
 
 
-def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
+def aggregate(run_dir, console=None, classifier: str | None = None, rank_by: str = stats.RANK_BY) -> int:
     """Build the run's report from its files; returns the exit code (1 when the run has no job folders yet).
-    ``classifier``: a classify job's model.pt to measure with instead of the shipped evaluator."""
+    ``classifier``: a classify job's model.pt to measure with instead of the shipped evaluator; ``rank_by``:
+    the checkpoint whose FID ranks the models, "final" or "best"."""
     from rich.console import Console
 
+    if rank_by not in stats.CHECKPOINTS:
+        raise ValueError(f"rank_by={rank_by!r}: choose one of {', '.join(stats.CHECKPOINTS)}")
     run_dir = Path(run_dir)
     console = console or Console()
     found = collect.read_jobs(run_dir)
@@ -61,9 +69,10 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
         except Exception as err:  # one unreadable job must not cost the whole report
             row["note"] = f"could not measure: {type(err).__name__}: {err}"
         try:
+            if best := quality.best_for_job(job):
+                row.update(best=best, best_fid=best["values"].get("fid"), best_epoch=best["epoch"])
             if points := quality.fid_curve(job):
                 curves[job.name] = points
-                row["best_snapshot_fid"] = min(p["fid"] for p in points)
         except Exception as err:
             row["note"] = "; ".join(filter(None, [row.get("note"), f"no FID curve: {type(err).__name__}: {err}"]))
         if job.errors:
@@ -95,27 +104,14 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
             "columns": ["epoch", "mean", "min", "max", "seeds"],
             **{m: [[p["epoch"], p["mean"], p["min"], p["max"], p["n"]] for p in points] for m, points in bands.items()}}
 
-    # Over seeds: which model is better, and whether the difference is more than seed noise.
-    models = stats.model_summaries(rows)
-    ranked = stats.ranking(models)
-    header["models"], header["fid_ranking"] = models, ranked
-    if left_out := stats.not_ranked(models):
-        header["not ranked"] = "; ".join(left_out)
+    models, ranked, left_out, swept = verdicts(run_dir, rows, rank_by, header)
+    budget_plot = sweep.plot_budget_curves(swept, report_dir / "sweep_budget.png") if swept is not None else None
     classified, fgsm_plot = classifiers.view(models), None
     if classified is not None:  # the classifiers beside the write-up's claims
         header["classifiers"] = classified
         fgsm_plot = classifiers.plot(classified, report_dir / classifiers.PLOT)
-    swept = sweep.view(run_dir, models)
-    budget_plot = None
-    if swept is not None:
-        header["sweep"] = swept
-        budget_plot = sweep.plot_budget_curves(swept, report_dir / "sweep_budget.png")
-    header["statistics"] = (f"per model over its seeds: mean ± std and a {stats.CONFIDENCE:.0%} Student-t interval; "
-                            f"each model's FID against the best by {stats.TEST_NAME}, with a "
-                            f"{stats.CONFIDENCE:.0%} interval for the difference, p-values {stats.CORRECTION}-adjusted "
-                            f"over the comparisons, at {stats.ALPHA:.0%} (a model needs 2 seeds to be tested)")
     summary.write_summaries(report_dir, run_dir.name, header, rows)
-    summary.write_model_summaries(report_dir, models, ranked)
+    summary.write_model_summaries(report_dir, models, ranked, rank_by, grouped(left_out))
     if swept is not None:
         summary.write_sweep(report_dir, swept)
     index = page.render(report_dir, run_dir.name, header, rows, sections, fid_plot, models=models, ranked=ranked,
@@ -131,6 +127,44 @@ def aggregate(run_dir, console=None, classifier: str | None = None) -> int:
     console.print(f"evaluator: {header['evaluator']}", highlight=False, markup=False)
     console.print(f"report: {index}  (also summary.md, summary.csv, summary.json)", highlight=False)
     return 0
+
+
+def verdicts(run_dir: Path, rows: list[dict], rank_by: str, header: dict):
+    """Over seeds: which model is better and whether the difference is more than seed noise, ranked by the
+    ``rank_by`` checkpoint's FID; the sweep view under the same choice. Fills ``header``; returns (models,
+    ranking, why models are not ranked, sweep view or None)."""
+    other = next(c for c in stats.CHECKPOINTS if c != rank_by)
+    models = stats.model_summaries(rows)  # the table: the final numbers, with each model's best FID beside
+    chosen = models if rank_by == "final" else stats.model_summaries(stats.checkpoint_view(rows, rank_by))
+    beside = stats.model_summaries(stats.checkpoint_view(rows, other)) if rank_by == "final" else models
+    ranked = stats.ranking(chosen)
+    left_out = stats.not_ranked(chosen)
+    header.update(rank_by=rank_by, models=models, fid_ranking=ranked)
+    if left_out:
+        header["not ranked"] = "; ".join(grouped(left_out))
+    if not any(m["numbers"].get("fid") for m in chosen) and any(m["numbers"].get("fid") for m in beside):
+        header["ranking note"] = (f"ranked by {rank_by}: no model has that checkpoint's FID (a best checkpoint "
+                                  f"needs snapshots, and jobs newer than its choice); --rank-by {other} ranks this run")
+    swept = sweep.view(run_dir, chosen, rank_by, beside)
+    if swept is not None:
+        header["sweep"] = swept
+    header["statistics"] = (
+        f"per model over its completed seeds: mean ± std and a {stats.CONFIDENCE:.0%} Student-t interval, and its "
+        f"failed seeds (failed or diverged) out of the finished ones. Ranked by {summary.CHECKPOINT_WORDS[rank_by]}: "
+        f"ordered by the median over finished seeds, a failed seed counting as worse than any FID; every pair of "
+        f"ranked models tested by {stats.TEST_NAME} (a pair with a failed seed: by an exact permutation test of "
+        f"the seeds' ranks), p-values Holm-adjusted over all pairs: 'significant' holds for the whole table at "
+        f"{stats.ALPHA:.0%}. A model needs {stats.MIN_SEEDS} completed seeds to be ranked")
+    return models, ranked, left_out, swept
+
+
+def grouped(reasons: list[str]) -> list[str]:
+    """``MODEL: why`` lines with the same why said once, after their models: 16 one-seed VAEs in one line."""
+    by_why: dict[str, list[str]] = {}
+    for reason in reasons:
+        model, _, why = reason.partition(": ")
+        by_why.setdefault(why, []).append(model)
+    return [f"{', '.join(models)}: {why}" for why, models in by_why.items()]
 
 
 def job_row(job: JobFolder) -> dict:

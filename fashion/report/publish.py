@@ -308,7 +308,9 @@ def readme(settings: dict, summary: dict, folder: Path) -> str:
         lines += ["![final samples of each model](contact_sheet.png)", ""]
     ranked = ranking_lines(summary.get("fid_ranking", []))
     lines += ["## Which model is better", "", f"FID, lower is better; {summary.get('statistics', '')}.", ""]
-    lines += [f"{line}  " for line in ranked] or ["No model has an FID."]
+    lines += [f"{line}  " for line in ranked] or ["No model has 2 completed seeds with an FID."]
+    if summary.get("not ranked"):
+        lines += ["", f"Not ranked: {summary['not ranked']}."]
     if (folder / "fid_curves.png").is_file():
         lines += ["", "## FID over epochs", "", "![FID over epochs](fid_curves.png)"]
     if summary.get("classifiers"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from fashion import artifacts, measure, runfolder
+from fashion import artifacts, measure, runfolder, selection
 from fashion.data import load_fashion
 from fashion.measure import Stamp, Yardstick
 from fashion.runfolder import JobFolder
@@ -92,6 +92,27 @@ class Quality:
                              "see its own metrics)")
         quality, _ = self.measured(job)
         return quality["values"], Stamp.of(quality["stamp"])
+
+    def best_for_job(self, job: JobFolder) -> dict | None:
+        """The best checkpoint's numbers of a completed job (fashion/selection.py): {"values", "stamp" (key),
+        "epoch" (the generator's), "selection_fid"}, measured now where its files hold none under the yardstick;
+        None for a job that chose no best checkpoint (no snapshots, or older than the choice)."""
+        if self.problem or job.state != "completed" or not (job.metrics.get("selection") or {}).get("best"):
+            return None
+        done = job.status.get("epoch")
+        entry = selection.best_entry(job.metrics.get("quality"), self.yardstick)
+        if entry is None or entry.get("epoch") != done:
+            quality = selection.measure_best(job.path, self.yardstick, job.metrics)
+            if quality != job.metrics.get("quality"):
+                old = artifacts.read_json(job.path / runfolder.METRICS_FILE, {}) or {}
+                artifacts.write_json(job.path / runfolder.METRICS_FILE, {**old, "quality": quality})
+                job.metrics["quality"] = quality
+                self._say(f"measured {job.name}'s best checkpoint with {self.yardstick.name}")
+            entry = selection.best_entry(quality, self.yardstick)
+        if entry is None:
+            return None
+        return {"values": entry["values"], "stamp": Stamp.of(entry["stamp"]).key, "epoch": entry["checkpoint_epoch"],
+                "selection_fid": entry.get("selection_fid")}
 
     def fid_curve(self, job: JobFolder) -> list[dict]:
         """FID of each of the job's training snapshots: [{"epoch", "fid", "samples"}]."""

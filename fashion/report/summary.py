@@ -50,7 +50,8 @@ COLUMNS = (
     Column("coverage", "coverage", "{:.3f}", "high"),
     Column("is", "IS", "{:.2f}", "high"),
     Column("cond_acc", "cond. acc", "{:.1%}", "high"),
-    Column("best_snapshot_fid", "best snapshot FID", "{:.2f}", "low", terminal=False),
+    Column("best_fid", "FID best ckpt", "{:.2f}", "low"),
+    Column("best_epoch", "best epoch", "{}", terminal=False),
     Column("note", "note"),
     Column("losses", "final losses", terminal=False),
     Column("own", "own metrics", terminal=False),
@@ -124,15 +125,18 @@ def rich_table(run: str, rows: list[dict]):
 
 # Over seeds: one row per model (``gan/gan`` with ``gan/gan.seed1``...), from fashion.report.stats.
 
-MODEL_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc")
+MODEL_KEYS = ("fid", "best_fid", "kid", "precision", "recall", "density", "coverage", "is", "cond_acc")
+CHECKPOINT_WORDS = {"final": "the final generator's FID",
+                    "best": "the best checkpoint's FID (selected on training images)"}
 
 
 def model_cells(model: dict) -> dict[str, str]:
-    """A model's numbers as text: ``mean ± std (n=3)`` per quality column, and its own numbers in one cell."""
-    from fashion.report.stats import format_number
+    """A model's numbers as text: ``mean ± std (n=3)`` per quality column, its failed seeds, and its own
+    numbers in one cell."""
+    from fashion.report.stats import format_failures, format_number
 
     numbers = model["numbers"]
-    text = {"model": model["model"], "seeds": _seed_list(model)}
+    text = {"model": model["model"], "seeds": _seed_list(model), "failed": format_failures(model)}
     text.update({k: format_number(numbers.get(k), BY_KEY[k].fmt) for k in MODEL_KEYS})
     text["own"] = " · ".join(f"{k} {format_number(v)}" for k, v in numbers.items() if k not in MODEL_KEYS)
     return text
@@ -141,30 +145,55 @@ def model_cells(model: dict) -> dict[str, str]:
 def _seed_list(model: dict) -> str:
     seeds = ", ".join(map(str, model["seeds"]))
     done = model["completed"]
-    return seeds if done == len(model["seeds"]) else f"{seeds} ({done} completed)"
+    unfinished = len(model.get("unfinished", []))
+    parts = [f"{done} completed"] if done != len(model["seeds"]) else []
+    parts += [f"{model['failed']} failed"] if model.get("failed") else []
+    parts += [f"{unfinished} unfinished"] if unfinished else []
+    return seeds + (f" ({', '.join(parts)})" if parts else "")
 
 
 def ranking_lines(ranked: list[dict], key: str = "FID") -> list[str]:
-    """The ranking as sentences: each model's mean and whether it differs from the best, naming the test."""
+    """The ranking as sentences: each model's median and mean, its failures, and whether it differs from the
+    first, naming the test; then the models no other is significantly better than."""
     from fashion.report.stats import format_interval, format_number
 
     lines = []
     for r in ranked:
         summary = {"n": r["n"], "mean": r["mean"], "std": r["std"], "ci": r["ci"]}
         ci = format_interval(summary, "{:.2f}")
-        said = f"{r['rank']}. {r['model']}: {key} {format_number(summary, '{:.2f}')}" + (f", 95% CI {ci}" if ci else "")
+        failed = f", {r['failed']} of {r['finished']} seeds failed" if r.get("failed") else ""
+        said = (f"{r['rank']}. {r['model']}: {key} median {_median(r)}, mean {format_number(summary, '{:.2f}')}"
+                + (f", 95% CI {ci}" if ci else "") + failed)
         if r["rank"] == 1:
-            lines.append(f"{said}: best mean")
+            lines.append(f"{said}: {r['verdict']}")
         else:
             gap = f"{r['difference']:+.2f}" + (" (95% CI [{:+.2f}, {:+.2f}])".format(*r["difference_ci"])
                                                if r.get("difference_ci") else "")
-            lines.append(f"{said}: {gap} vs the best, {r['verdict']} ({r['test']})")
+            beaten = f"; significantly worse than {', '.join(r['beaten_by'])}" if r.get("beaten_by") else ""
+            lines.append(f"{said}: {gap} vs the first, {r['verdict']} ({r['test']}){beaten}")
+    if ranked:
+        could = [r["model"] for r in ranked if r.get("could_be_best")]
+        lines.append(f"Could be best (no model significantly better at 5%, over all "
+                     f"{ranked[0].get('family_size', 0)} pairs tested): {', '.join(could)}")
     return lines
 
 
-def write_model_summaries(report_dir: Path, models: list[dict], ranked: list[dict]) -> list[Path]:
+def _median(row: dict) -> str:
+    return "a failure (half its seeds or more failed)" if not math.isfinite(row["median"]) else f"{row['median']:.2f}"
+
+
+def ranking_title(rank_by: str) -> str:
+    from fashion.report.stats import ALPHA, CORRECTION
+
+    return (f"Which differences are real ({CHECKPOINT_WORDS.get(rank_by, rank_by)}; ordered by the median over "
+            f"finished seeds, a failed seed worse than any; every pair by Welch's t-test over seeds, or an exact "
+            f"rank test where a seed failed; {CORRECTION}, {ALPHA:.0%} for the whole table)")
+
+
+def write_model_summaries(report_dir: Path, models: list[dict], ranked: list[dict], rank_by: str = "final",
+                          left_out: list[str] = ()) -> list[Path]:
     """summary.md gets the models-over-seeds table and the ranking; models.csv one row per (model, number)."""
-    from fashion.report.stats import ALPHA, CONFIDENCE, format_interval
+    from fashion.report.stats import CONFIDENCE, format_interval
 
     rows = []
     for m in models:
@@ -173,23 +202,25 @@ def write_model_summaries(report_dir: Path, models: list[dict], ranked: list[dic
             rows.append({"model": m["model"], "number": key, "n": s["n"], "mean": _plain(s["mean"]),
                          "std": _plain(s["std"]) if s["std"] is not None else "", "ci_low": _plain(low),
                          "ci_high": _plain(high), "seeds": " ".join(map(str, s["seeds"])),
-                         "values": " ".join(f"{v:.6g}" for v in s["values"])})
+                         "values": " ".join(f"{v:.6g}" for v in s["values"]),
+                         "failed": m.get("failed", 0), "finished": m.get("finished", "")})
     written = [artifacts.write_csv(report_dir / "models.csv", rows)] if rows else []
     if not models:
         return written
-    titles = ["model", "seeds"] + [BY_KEY[k].header for k in MODEL_KEYS] + ["own numbers"]
-    lines = ["", f"## Models over seeds (mean ± std; n = seeds; {CONFIDENCE:.0%} Student-t interval below)", "",
+    titles = ["model", "seeds", "failed"] + [BY_KEY[k].header for k in MODEL_KEYS] + ["own numbers"]
+    lines = ["", f"## Models over seeds (mean ± std over completed seeds; n = seeds; {CONFIDENCE:.0%} Student-t "
+                 "interval below; failed: failed or diverged seeds of the finished ones)", "",
              "| " + " | ".join(titles) + " |", "|" + "|".join("---" for _ in titles) + "|"]
     for m in models:
         text = model_cells(m)
         for k in MODEL_KEYS:
             ci = format_interval(m["numbers"].get(k), BY_KEY[k].fmt)
             text[k] += f"<br>{ci}" if ci else ""
-        lines.append("| " + " | ".join(md_cell(text[k]) for k in ["model", "seeds", *MODEL_KEYS, "own"])
+        lines.append("| " + " | ".join(md_cell(text[k]) for k in ["model", "seeds", "failed", *MODEL_KEYS, "own"])
                      + " |")
-    lines += ["", f"## Which differences are real (FID; each model against the best, "
-                  f"Welch's t-test over seeds, Holm-adjusted over the comparisons, {ALPHA:.0%} level)", ""]
-    lines += ranking_lines(ranked) or ["No model has an FID yet."]
+    lines += ["", f"## {ranking_title(rank_by)}", ""]
+    lines += ranking_lines(ranked) or ["No model has 2 completed seeds with an FID yet."]
+    lines += [f"- not ranked: {why}" for why in left_out]
     path = report_dir / "summary.md"
     written.append(artifacts.write_text(path, path.read_text() + "\n".join(lines) + "\n"))
     return written
@@ -203,44 +234,56 @@ def rich_models(models: list[dict], ranked: list[dict]):
 
     table = Table(title="models over seeds (mean ± std, n seeds)", title_justify="left")
     keys = [k for k in MODEL_KEYS if BY_KEY[k].terminal]
-    for title in ["model", "seeds", *(BY_KEY[k].header for k in keys)]:
+    for title in ["model", "seeds", "failed", *(BY_KEY[k].header for k in keys)]:
         table.add_column(title, overflow="fold")
     for m in models:
         text = model_cells(m)
-        table.add_row(*(escape(text[k]) for k in ["model", "seeds", *keys]))
-    lines = ranking_lines(ranked) or ["no model has an FID yet"]
-    return Group(table, "which differences are real (FID vs the best model):",
+        table.add_row(*(escape(text[k]) for k in ["model", "seeds", "failed", *keys]))
+    lines = ranking_lines(ranked) or ["no model has 2 completed seeds with an FID yet"]
+    return Group(table, "which differences are real (FID, every pair, Holm over all pairs):",
                  *(f"  {escape(line)}" for line in lines))
 
 
 def sweep_lines(swept: dict) -> list[str]:
-    """The sweep at an equal budget: per model its trials and best trial, then the models ranked by it."""
+    """The sweep at an equal budget: per model its trials, failures and best trial, then the models ranked by it."""
     lines = []
     for model, entry in swept["models"].items():
         best = next((t for t in entry["trials"] if t["best"]), None)
-        said = (f"best {best['trial']}, FID {best['fid']['mean']:.2f} over {best['fid']['n']} seed(s), "
+        said = (f"best {best['trial']}, FID {best['score']:.2f} (median over {best['finished']} seed(s)), "
                 + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["settings"].items())
                 if best else "no trial measured yet")
-        lines.append(f"{model}: {entry['measured']} of {len(entry['trials'])} trials measured; {said}")
+        failed = entry["failed_trials"]
+        rate = (f"; {entry['failed_seeds']} of {entry['finished_seeds']} finished seeds failed"
+                if entry["finished_seeds"] else "")
+        lines.append(f"{model}: {entry['in_curve']} of {len(entry['trials'])} trials in the curve "
+                     f"({len(failed)} failed{': ' + ', '.join(failed) if failed else ''}){rate}; {said}")
+        if entry["unfinished"]:
+            lines.append(f"  unfinished: {', '.join(entry['unfinished'])}")
+        if entry["left_out"]:
+            lines.append(f"  left out: {', '.join(entry['left_out'])}")
     if not swept["equal_budget"]:
-        lines.append("budgets differ (" + ", ".join(f"{m} {n}" for m, n in swept["budgets"].items())
-                     + " measured trials): the comparison is not at an equal budget yet")
-    return lines + ["", "Best trials ranked (the best trial is picked after looking: retrain it with --best-of):"] \
-        + (ranking_lines(swept["ranking"]) or ["no trial has an FID yet"])
+        unfinished = sum(len(v["unfinished"]) for v in swept["models"].values())
+        lines.append("not at an equal budget yet: " + ", ".join(f"{m} {n}" for m, n in swept["budgets"].items())
+                     + " finished trials in the curves" + (f"; {unfinished} trial(s) unfinished" if unfinished else ""))
+    return lines + ["", f"Best trials ranked ({CHECKPOINT_WORDS.get(swept.get('rank_by'), '')}; each best trial was "
+                        "picked on these seeds, so these tests favour it: retrain it with --best-of to confirm):"] \
+        + (ranking_lines(swept["ranking"]) or ["no best trial has 2 completed seeds yet"])
 
 
 def write_sweep(report_dir: Path, swept: dict) -> list[Path]:
-    """sweep.csv: one row per trial (its settings, FID over its seeds, best snapshot FID); summary.md: the
-    equal-budget comparison."""
+    """sweep.csv: one row per trial (its settings, status, score, FID over its seeds under the ranking's
+    checkpoint and the other); summary.md: the equal-budget comparison."""
     rows = []
+    other = "best" if swept.get("rank_by") == "final" else "final"
     for model, entry in swept["models"].items():
         for t in entry["trials"]:
-            fid, snap = t["fid"] or {}, t["best_snapshot_fid"] or {}
+            fid, beside = t["fid"] or {}, t["other_fid"] or {}
             rows.append({"model": model, "trial": t["trial"], **{k: t["settings"].get(k, "") for k in entry["keys"]},
+                         "status": t["status"], "score": _plain(t["score"]) if t["score"] is not None else "",
                          "fid_mean": _plain(fid.get("mean")) if fid else "",
                          "fid_std": _plain(fid.get("std")) if fid.get("std") is not None else "",
-                         "seeds": fid.get("n", 0), "best_snapshot_fid": _plain(snap.get("mean")) if snap else "",
-                         "best": t["best"]})
+                         "completed": t["completed"], "failed": t["failed"], "finished": t["finished"],
+                         f"{other}_fid_mean": _plain(beside.get("mean")) if beside else "", "best": t["best"]})
     written = [artifacts.write_csv(report_dir / "sweep.csv", rows)] if rows else []
     path = report_dir / "summary.md"
     text = ["", "## Sweep: models at an equal search budget", ""] + sweep_lines(swept)

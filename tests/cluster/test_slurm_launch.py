@@ -80,6 +80,9 @@ def test_report_options_must_be_arguments_of_aggregate():
         checks.check_report_options({"n_samples": 1000}, "mine.toml")
     with pytest.raises(SlurmError, match=r"classifier = 3 should be a TOML string"):
         checks.check_report_options({"classifier": 3}, "mine.toml")
+    assert checks.check_report_options({"rank_by": "best"}, "mine.toml").rank_by == "best"
+    with pytest.raises(SlurmError, match=r"rank_by = 'worst'; choose one of 'final', 'best'"):
+        checks.check_report_options({"rank_by": "worst"}, "mine.toml")
 
 
 def test_sbatch_extras_cannot_bypass_the_checked_flags():
